@@ -1,0 +1,38 @@
+# One entry point per job. `make demo` and `make test` work on a fresh machine: they install what
+# is missing (Python packages in .venv, Redis, PostgreSQL 15, TimescaleDB built from source).
+PY      := .venv/bin/python
+SLUICE  := .venv/bin/sluice
+SERVICES := bash scripts/services.sh
+
+.PHONY: install services demo test unit lint typecheck bench down clean
+
+install: .venv/.installed
+.venv/.installed: pyproject.toml
+	bash scripts/bootstrap.sh
+	touch $@
+
+services: install
+	$(SERVICES) up
+
+demo: install
+	$(SERVICES) up
+	$(SLUICE) demo
+
+test: install
+	bash scripts/test.sh
+
+unit: install
+	$(PY) -m pytest -q tests/unit
+
+lint: install
+	.venv/bin/ruff check .
+	.venv/bin/ruff format --check sluice
+
+typecheck: install
+	.venv/bin/mypy
+
+down:
+	$(SERVICES) down
+
+clean: down
+	rm -rf .sluice

@@ -1,0 +1,1 @@
+"""Prefect blocks Sluice saves: the Redis result storage its stage tasks persist to."""

@@ -1,0 +1,1 @@
+"""Prefect flows: ingest_file (one file's stages), and later the sweep and the replay flows."""

@@ -1,0 +1,75 @@
+"""ingest_file: one file through fingerprint -> read -> infer_schema -> profile -> validate ->
+enrich -> transform -> load, each a retrying task whose result persists in Redis.
+
+A new run of a file that failed resumes after its last good stage (the stages' cache keys are
+the content hash, not the run id). A terminal error quarantines the file and fails the run with
+the error's message; a transient error that outlasts its retries fails the run and leaves the
+file where it is, for the next run.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from prefect import flow, get_run_logger
+from prefect.runtime import flow_run
+
+from blocks.results import ensure_result_storage
+from sluice.contracts import FileOutcome
+from sluice.datasets import dataset_for
+from sluice.errors import TerminalError
+from sluice.settings import get_settings
+from tasks.enrich import enrich
+from tasks.fingerprint import already_loaded, fingerprint
+from tasks.finish import cleanup, quarantine_file
+from tasks.infer_schema import infer_schema
+from tasks.load import load
+from tasks.profile import profile
+from tasks.read import read
+from tasks.transform import transform
+from tasks.validate import validate
+
+
+def run_name() -> str:
+    """`ingest-file/<dataset>/<file name>`: the file is visible in the run list of the UI."""
+    params = flow_run.parameters
+    path = Path(str(params.get("path", "?")))
+    dataset = dataset_for(path, get_settings().inbox, params.get("dataset"))
+    return f"ingest-file/{dataset}/{path.name}"
+
+
+@flow(name="ingest-file", flow_run_name=run_name, persist_result=False)
+def ingest_file(path: str, dataset: str | None = None) -> FileOutcome:
+    """Ingest one file into its dataset's hypertable, exactly once."""
+    started = time.perf_counter()
+    ensure_result_storage(get_settings())
+    ref = fingerprint(path, dataset)
+    if already_loaded(ref):
+        get_run_logger().info("%s is a duplicate of a loaded file (%s)", path, ref.file_id)
+        return FileOutcome(
+            path=path,
+            outcome="duplicate",
+            rows=0,
+            file_id=ref.file_id,
+            seconds=time.perf_counter() - started,
+        )
+    try:
+        raw = read(ref)
+        schema = infer_schema(ref, raw)
+        profile(ref, raw, schema)
+        validate(ref, raw, schema)
+        ready = transform(ref, enrich(ref, raw), schema)
+        report = load(ref, ready, schema)
+    except TerminalError as exc:
+        quarantine_file(ref, exc)
+        raise
+    cleanup(ref)
+    return FileOutcome(
+        path=path,
+        outcome=report.outcome,
+        rows=report.rows,
+        file_id=ref.file_id,
+        seconds=time.perf_counter() - started,
+        table=report.table,
+    )

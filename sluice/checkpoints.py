@@ -1,0 +1,92 @@
+"""Redis: per-file status, the dead-letter stream, and removal of a file's stage results.
+
+Keys, all under `sluice:`
+    sluice:file:<file_id>   hash  dataset, path, stage, status, error, updated   TTL: result_ttl
+    sluice:dead             stream of dead letters (terminal failures)          capped length
+Prefect's task results live under the cache keys `tasks/` computes; `forget_results` deletes
+them once the file is loaded, so every key Sluice writes has a TTL or an owner that deletes it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import redis
+
+from sluice.errors import SluiceError
+
+DEAD_LETTERS = "sluice:dead"
+DEAD_LETTERS_MAXLEN = 100_000
+
+
+def file_key(file_id: str) -> str:
+    return f"sluice:file:{file_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    file_id: str
+    path: str  # where the file was when it failed
+    quarantined: str  # where it is now
+    dataset: str
+    stage: str
+    error: str  # error class name
+    message: str
+    hint: str
+    attempts: int
+    at: float
+
+
+def client(url: str) -> redis.Redis:
+    return redis.Redis.from_url(url, socket_timeout=10, socket_connect_timeout=5)
+
+
+def set_status(r: redis.Redis, file_id: str, *, ttl_s: int, **fields: str | int | float) -> None:
+    key = file_key(file_id)
+    with r.pipeline() as pipe:
+        mapping: dict[Any, Any] = {**fields, "updated": time.time()}
+        pipe.hset(key, mapping=mapping)
+        pipe.expire(key, ttl_s)
+        pipe.execute()
+
+
+def status(r: redis.Redis, file_id: str) -> dict[str, str]:
+    raw: dict[bytes, bytes] = r.hgetall(file_key(file_id))  # type: ignore[assignment]
+    return {k.decode(): v.decode() for k, v in raw.items()}
+
+
+def dead_letter(
+    r: redis.Redis,
+    error: SluiceError,
+    *,
+    file_id: str,
+    path: str,
+    quarantined: str,
+    dataset: str,
+    attempts: int,
+) -> str:
+    """Record a terminal failure; returns the stream entry id."""
+    letter = DeadLetter(
+        file_id=file_id,
+        path=path,
+        quarantined=quarantined,
+        dataset=dataset,
+        stage=error.stage,
+        error=type(error).__name__,
+        message=error.message,
+        hint=error.hint,
+        attempts=attempts,
+        at=time.time(),
+    )
+    fields: dict[Any, Any] = {k: str(v) for k, v in asdict(letter).items()}
+    entry = r.xadd(DEAD_LETTERS, fields, maxlen=DEAD_LETTERS_MAXLEN, approximate=True)
+    return entry.decode() if isinstance(entry, bytes) else str(entry)
+
+
+def forget_results(r: redis.Redis, keys: Iterable[str]) -> int:
+    """Delete stage results that pointed at staging removed after a committed load."""
+    names = list(keys)
+    return int(r.delete(*names)) if names else 0

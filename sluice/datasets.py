@@ -1,0 +1,87 @@
+"""Per-dataset rules from datasets.yaml, and which dataset a file belongs to.
+
+A rule names the time column, the key, the chunk interval, the missing-value markers and the
+time zone of naive timestamps. Its hash is part of every stage's cache key, so changing a rule
+re-runs the stages it can affect.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from sluice.names import safe_identifier
+
+DEFAULT_NULL_VALUES = ("", "NA", "N/A", "n/a", "NULL", "null", "nil", "NaN", "nan", ".")
+
+
+@dataclass(frozen=True, slots=True)
+class DatasetRules:
+    """What a person decided about one dataset; defaults fit a plain time-series CSV."""
+
+    name: str
+    time_column: str | None = None  # None: detect (first time-typed column, by name preference)
+    key: tuple[str, ...] = ()  # columns that identify a row; checked unique per file
+    chunk_interval: str = "7 days"
+    time_zone: str = "UTC"  # for timestamps without offset
+    null_values: tuple[str, ...] = DEFAULT_NULL_VALUES
+    suite: str | None = None  # path of a GX suite JSON, relative to the datasets file
+    extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+
+    def digest(self) -> str:
+        payload = {k: v for k, v in asdict(self).items() if k != "extra"}
+        raw = json.dumps(payload, sort_keys=True, default=str).encode()
+        return hashlib.sha256(raw).hexdigest()[:16]
+
+
+_FIELDS = {"time_column", "key", "chunk_interval", "time_zone", "null_values", "suite"}
+
+
+def load_rules(path: Path, dataset: str) -> DatasetRules:
+    """The dataset's rules from `path` (a missing file or entry means defaults)."""
+    entry = _read(path).get(dataset) or {}
+    if not isinstance(entry, dict):
+        raise ValueError(f"{path}: dataset {dataset!r} must be a mapping")
+    unknown = set(entry) - _FIELDS
+    if unknown:
+        raise ValueError(f"{path}: dataset {dataset!r}: unknown keys {sorted(unknown)}")
+    values: dict[str, Any] = dict(entry)
+    for name in ("key", "null_values"):
+        if name in values:
+            values[name] = tuple(str(v) for v in _as_list(values[name]))
+    if values.get("suite"):
+        values["suite"] = str((path.parent / str(values["suite"])).resolve())
+    return DatasetRules(name=dataset, **values)
+
+
+def _as_list(value: object) -> list[object]:
+    return list(value) if isinstance(value, list | tuple) else [value]
+
+
+def _read(path: Path) -> dict[str, Any]:
+    if not path.exists():
+        return {}
+    data = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a mapping of dataset name to rules")
+    datasets = data.get("datasets", data)
+    return datasets if isinstance(datasets, dict) else {}
+
+
+def dataset_for(path: Path, inbox: Path, explicit: str | None = None) -> str:
+    """`--dataset`, else the first folder below the inbox, else the file stem; made safe."""
+    if explicit:
+        return safe_identifier(explicit, fallback="dataset")
+    try:
+        relative = path.resolve().relative_to(inbox.resolve())
+    except ValueError:
+        relative = None
+    if relative is not None and len(relative.parts) > 1:
+        return safe_identifier(relative.parts[0], fallback="dataset")
+    stem = path.name.split(".")[0]
+    return safe_identifier(stem, fallback="dataset")

@@ -1,0 +1,319 @@
+"""The sink: ledger row, DDL, hypertable, schema evolution and binary COPY in one transaction.
+
+Exactly once: the ledger row (`sluice.files`, primary key = content hash) is inserted first in
+the same transaction as the rows. A concurrent load of the same file blocks on that key and then
+finds it committed (`duplicate`); a crash before commit leaves nothing visible; a retry after
+commit finds the ledger row and loads nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import psycopg
+import pyarrow as pa
+import pyarrow.compute as pc
+from psycopg import sql
+from psycopg.types.json import Jsonb
+
+from sluice.contracts import Column, FileRef, InferredSchema, LoadReport, PgType, Staged
+from sluice.datasets import DatasetRules
+from sluice.enrich import LINEAGE_NAMES
+from sluice.errors import SchemaConflict
+from sluice.pgcopy import iter_copy_chunks
+from sluice.staging import iter_batches
+from sluice.transform import ARROW_TYPES
+
+STAGE = "load"
+log = logging.getLogger(__name__)
+LINEAGE_TYPES: tuple[PgType, ...] = ("text", "bigint", "timestamptz")
+_INFO_TYPES: dict[str, PgType] = {
+    "boolean": "boolean",
+    "bigint": "bigint",
+    "double precision": "double precision",
+    "text": "text",
+    "date": "date",
+    "timestamp without time zone": "timestamp",
+    "timestamp with time zone": "timestamptz",
+}
+# file type -> table types that take it without loss (the batch is cast to the table's type)
+_WIDENS: dict[PgType, frozenset[PgType]] = {
+    "bigint": frozenset({"double precision", "text"}),
+    "double precision": frozenset({"text"}),
+    "boolean": frozenset({"text"}),
+    "date": frozenset({"timestamptz", "timestamp", "text"}),
+    "timestamptz": frozenset({"text"}),
+    "timestamp": frozenset({"text"}),
+    "text": frozenset(),
+}
+LEDGER_DDL = """
+CREATE SCHEMA IF NOT EXISTS sluice;
+CREATE TABLE IF NOT EXISTS sluice.files (
+    file_id     text PRIMARY KEY,
+    dataset     text NOT NULL,
+    target      text NOT NULL,
+    path        text NOT NULL,
+    size        bigint NOT NULL,
+    rows        bigint NOT NULL,
+    rules_hash  text NOT NULL,
+    loaded_at   timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE IF NOT EXISTS sluice.schema_history (
+    id          bigserial PRIMARY KEY,
+    target      text NOT NULL,
+    file_id     text NOT NULL,
+    change      text NOT NULL,
+    detail      jsonb NOT NULL,
+    changed_at  timestamptz NOT NULL DEFAULT now()
+);
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """What this file needs from the table: columns to add, and columns cast to the table's type."""
+
+    create: bool
+    add: tuple[Column, ...] = ()
+    casts: tuple[tuple[str, PgType], ...] = ()
+
+
+def connect(dsn: str) -> psycopg.Connection[tuple[object, ...]]:
+    return psycopg.connect(dsn, application_name="sluice", autocommit=True)
+
+
+def ensure_catalog(conn: psycopg.Connection[tuple[object, ...]]) -> None:
+    """Create Sluice's own tables once (serialised by an advisory lock: DDL races otherwise)."""
+    with conn.transaction():
+        present = conn.execute("SELECT to_regclass('sluice.schema_history')").fetchone()
+        if present and present[0] is not None:
+            return
+        conn.execute("SELECT pg_advisory_xact_lock(hashtext('sluice.catalog'))")
+        conn.execute(LEDGER_DDL)
+
+
+def is_loaded(conn: psycopg.Connection[tuple[object, ...]], file_id: str) -> bool:
+    """Whether the ledger holds this content (the catalog is created on first use)."""
+    ensure_catalog(conn)
+    row = conn.execute("SELECT 1 FROM sluice.files WHERE file_id = %s", (file_id,)).fetchone()
+    return row is not None
+
+
+def run(
+    conn: psycopg.Connection[tuple[object, ...]],
+    ref: FileRef,
+    staged: Staged,
+    schema: InferredSchema,
+    rules: DatasetRules,
+    *,
+    schema_name: str,
+    lock_timeout_s: float,
+    batch_rows: int,
+) -> LoadReport:
+    """Load the staged rows and the ledger row in one transaction; `duplicate` if already there."""
+    ensure_catalog(conn)
+    target = sql.Identifier(schema_name, ref.dataset)
+    label = f"{schema_name}.{ref.dataset}"
+    with conn.transaction():
+        conn.execute(
+            sql.SQL("SET LOCAL lock_timeout = {}").format(
+                sql.Literal(f"{int(lock_timeout_s * 1000)}ms")
+            )
+        )
+        if not _claim(conn, ref, staged, label, rules):
+            return LoadReport(table=label, rows=0, outcome="duplicate")
+        plan = _prepare_table(conn, ref, schema, rules, schema_name)
+        _copy(conn, target, staged, schema, plan, batch_rows)
+    chunks = _chunk_count(conn, schema_name, ref.dataset)
+    return LoadReport(
+        table=label,
+        rows=staged.rows,
+        outcome="loaded",
+        chunks=chunks,
+        created=plan.create,
+        added_columns=tuple(c.name for c in plan.add),
+    )
+
+
+def _claim(
+    conn: psycopg.Connection[tuple[object, ...]],
+    ref: FileRef,
+    staged: Staged,
+    label: str,
+    rules: DatasetRules,
+) -> bool:
+    row = conn.execute(
+        "INSERT INTO sluice.files (file_id, dataset, target, path, size, rows, rules_hash) "
+        "VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (file_id) DO NOTHING RETURNING 1",
+        (ref.file_id, ref.dataset, label, ref.path, ref.size, staged.rows, rules.digest()),
+    ).fetchone()
+    return row is not None
+
+
+def _prepare_table(
+    conn: psycopg.Connection[tuple[object, ...]],
+    ref: FileRef,
+    schema: InferredSchema,
+    rules: DatasetRules,
+    schema_name: str,
+) -> Plan:
+    existing = _table_columns(conn, schema_name, ref.dataset)
+    if existing is None:
+        conn.execute(
+            "SELECT pg_advisory_xact_lock(hashtext(%s))", (f"{schema_name}.{ref.dataset}",)
+        )
+        existing = _table_columns(conn, schema_name, ref.dataset)
+    if existing is None:
+        _create(conn, ref, schema, rules, schema_name)
+        return Plan(create=True)
+    plan = plan_evolution(existing, schema)
+    for col in plan.add:
+        conn.execute(
+            sql.SQL("ALTER TABLE {} ADD COLUMN {} {}").format(
+                sql.Identifier(schema_name, ref.dataset),
+                sql.Identifier(col.name),
+                sql.SQL(col.pg_type),
+            )
+        )
+        _history(conn, ref, schema_name, "add_column", {"column": col.name, "type": col.pg_type})
+    return plan
+
+
+def plan_evolution(existing: dict[str, PgType], schema: InferredSchema) -> Plan:
+    """Add new columns; cast a file column to a wider table type; refuse anything lossy."""
+    add, casts = [], []
+    for col in schema.columns:
+        have = existing.get(col.name)
+        if have is None:
+            add.append(col)
+        elif have != col.pg_type:
+            if have not in _WIDENS[col.pg_type]:
+                raise SchemaConflict(
+                    f"column {col.source!r} holds {col.pg_type} but the table has {have}",
+                    hint="fix the file, or migrate the table's column type and replay",
+                )
+            casts.append((col.name, have))
+    missing = set(existing) - {c.name for c in schema.columns} - set(LINEAGE_NAMES)
+    if missing:
+        log.info("columns absent from the file load as NULL: %s", sorted(missing))
+    return Plan(create=False, add=tuple(add), casts=tuple(casts))
+
+
+def _table_columns(
+    conn: psycopg.Connection[tuple[object, ...]], schema_name: str, table: str
+) -> dict[str, PgType] | None:
+    rows = conn.execute(
+        "SELECT column_name, data_type FROM information_schema.columns "
+        "WHERE table_schema = %s AND table_name = %s",
+        (schema_name, table),
+    ).fetchall()
+    if not rows:
+        return None
+    return {str(name): _INFO_TYPES.get(str(kind), "text") for name, kind in rows}
+
+
+def _create(
+    conn: psycopg.Connection[tuple[object, ...]],
+    ref: FileRef,
+    schema: InferredSchema,
+    rules: DatasetRules,
+    schema_name: str,
+) -> None:
+    defs = [
+        sql.SQL("{} {}{}").format(
+            sql.Identifier(c.name),
+            sql.SQL(c.pg_type),
+            sql.SQL(" NOT NULL" if c.name == schema.time_column else ""),
+        )
+        for c in schema.columns
+    ]
+    defs += [
+        sql.SQL("{} {} NOT NULL").format(sql.Identifier(n), sql.SQL(t))
+        for n, t in zip(LINEAGE_NAMES, LINEAGE_TYPES, strict=True)
+    ]
+    conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema_name)))
+    conn.execute(
+        sql.SQL("CREATE TABLE {} ({})").format(
+            sql.Identifier(schema_name, ref.dataset), sql.SQL(", ").join(defs)
+        )
+    )
+    conn.execute(
+        "SELECT create_hypertable(%s::regclass, by_range(%s, %s::interval))",
+        (
+            f"{_quoted(schema_name)}.{_quoted(ref.dataset)}",
+            schema.time_column,
+            rules.chunk_interval,
+        ),
+    )
+    _history(
+        conn,
+        ref,
+        schema_name,
+        "create",
+        {"columns": {c.name: c.pg_type for c in schema.columns}, "time_column": schema.time_column},
+    )
+
+
+def _quoted(identifier: str) -> str:
+    """A regclass literal needs quoted identifiers; names are safe_identifier()'d, quoted anyway."""
+    return '"' + identifier.replace('"', '""') + '"'
+
+
+def _history(
+    conn: psycopg.Connection[tuple[object, ...]],
+    ref: FileRef,
+    schema_name: str,
+    change: str,
+    detail: dict[str, object],
+) -> None:
+    conn.execute(
+        "INSERT INTO sluice.schema_history (target, file_id, change, detail) "
+        "VALUES (%s, %s, %s, %s)",
+        (f"{schema_name}.{ref.dataset}", ref.file_id, change, Jsonb(detail)),
+    )
+
+
+def _copy(
+    conn: psycopg.Connection[tuple[object, ...]],
+    target: sql.Identifier,
+    staged: Staged,
+    schema: InferredSchema,
+    plan: Plan,
+    batch_rows: int,
+) -> None:
+    casts = dict(plan.casts)
+    types = [casts.get(c.name, c.pg_type) for c in schema.columns] + list(LINEAGE_TYPES)
+    names = [c.name for c in schema.columns] + list(LINEAGE_NAMES)
+    statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(
+        target, sql.SQL(", ").join(map(sql.Identifier, names))
+    )
+    batches = _cast_batches(iter_batches(staged, batch_rows), casts)
+    with conn.cursor().copy(statement) as copy:
+        for chunk in iter_copy_chunks(batches, types):
+            copy.write(chunk)
+
+
+def _cast_batches(
+    batches: Iterator[pa.RecordBatch], casts: dict[str, PgType]
+) -> Iterator[pa.RecordBatch]:
+    for batch in batches:
+        if not casts:
+            yield batch
+            continue
+        arrays: Sequence[pa.Array] = [
+            pc.cast(arr, ARROW_TYPES[casts[name]]) if name in casts else arr
+            for name, arr in zip(batch.schema.names, batch.columns, strict=True)
+        ]
+        yield pa.RecordBatch.from_arrays(list(arrays), names=batch.schema.names)
+
+
+def _chunk_count(conn: psycopg.Connection[tuple[object, ...]], schema_name: str, table: str) -> int:
+    row = conn.execute(
+        "SELECT count(*) FROM timescaledb_information.chunks "
+        "WHERE hypertable_schema = %s AND hypertable_name = %s",
+        (schema_name, table),
+    ).fetchone()
+    count = row[0] if row else 0
+    return count if isinstance(count, int) else 0

@@ -1,0 +1,195 @@
+"""Encode Arrow record batches into PostgreSQL's binary COPY format, in bulk.
+
+No Python object is created per row or per value: every column is converted with numpy or
+Arrow compute, and the rows are assembled by Arrow in C++.
+
+A batch is cut into *parts*, each a ``large_binary`` array holding one byte string per row:
+
+* a *run* of fields of a fixed width (the int16 field count, then for each column up to the
+  next text column its int32 length, -1 for a null, and its big-endian value) is one numpy
+  structured array, one record per row; the value bytes of null fields are then dropped
+  with one boolean mask over the run's bytes;
+* the UTF-8 bytes of a text column (none for a null) follow the run ending in its length.
+
+``pyarrow.compute.binary_join_element_wise`` then concatenates the parts row by row.
+
+Format: https://www.postgresql.org/docs/current/sql-copy.html (Binary Format).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from sluice.contracts import PgType
+
+__all__ = ["HEADER", "TRAILER", "encode_batch", "iter_copy_chunks"]
+
+HEADER: bytes = b"PGCOPY\n\xff\r\n\x00" + b"\x00\x00\x00\x00" + b"\x00\x00\x00\x00"
+TRAILER: bytes = b"\xff\xff"
+
+_EPOCH_DAYS = 10_957  # 2000-01-01 - 1970-01-01, in days
+_EPOCH_US = _EPOCH_DAYS * 86_400 * 1_000_000
+
+# Big-endian numpy dtype of the value of each fixed-width type.
+_WIRE: dict[str, str] = {
+    "boolean": "u1",
+    "bigint": ">i8",
+    "double precision": ">f8",
+    "date": ">i4",
+    "timestamp": ">i8",
+    "timestamptz": ">i8",
+}
+
+_Array = npt.NDArray[Any]
+# A field of fixed width: its numpy dtype, its value(s) in every row, and the rows that hold
+# it (None: all of them); a field absent from a row takes no bytes there.
+_Field = tuple[str, _Array | int, _Array | None]
+
+
+def _accepts(pg_type: str, t: pa.DataType) -> bool:
+    """Whether Arrow type ``t`` is the input type expected for ``pg_type``."""
+    if pg_type == "text":
+        return bool(pa.types.is_string(t) or pa.types.is_large_string(t))
+    if pg_type in ("timestamp", "timestamptz"):
+        return (
+            pa.types.is_timestamp(t)
+            and t.unit == "us"
+            and (t.tz is None) == (pg_type == "timestamp")
+        )
+    expected = {
+        "boolean": pa.bool_(),
+        "bigint": pa.int64(),
+        "double precision": pa.float64(),
+        "date": pa.date32(),
+    }.get(pg_type)
+    return expected is not None and t == expected
+
+
+def _check(batch: pa.RecordBatch, types: Sequence[PgType]) -> None:
+    if len(types) != batch.num_columns:
+        raise ValueError(f"{len(types)} types given for a batch of {batch.num_columns} columns")
+    for name, column, pg_type in zip(batch.schema.names, batch.columns, types, strict=True):
+        if not _accepts(pg_type, column.type):
+            raise TypeError(
+                f"column {name!r}: cannot encode Arrow type {column.type} as PostgreSQL "
+                f"{pg_type!r}; cast it first (see sluice.pgcopy for the expected types)"
+            )
+
+
+def _fixed_values(column: pa.Array, pg_type: str) -> _Array:
+    """Values of a fixed-width column as native numpy (nulls as 0), shifted to the PG epoch."""
+    values: _Array
+    if pg_type in ("timestamp", "timestamptz"):
+        values = column.view(pa.int64()).fill_null(0).to_numpy() - np.int64(_EPOCH_US)
+    elif pg_type == "date":
+        values = column.view(pa.int32()).fill_null(0).to_numpy() - np.int32(_EPOCH_DAYS)
+    else:
+        fill = False if pg_type == "boolean" else 0
+        values = column.fill_null(fill).to_numpy(zero_copy_only=False)
+    return values
+
+
+def _rows(data: _Array, lengths: _Array | int, n: int) -> pa.Array:
+    """A ``large_binary`` array over ``data``: row i is the next ``lengths[i]`` bytes."""
+    if isinstance(lengths, int):
+        offsets = np.arange(0, (n + 1) * lengths, lengths, dtype=np.int64)
+    else:
+        offsets = np.zeros(n + 1, dtype=np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+    buffers = [None, pa.py_buffer(offsets), pa.py_buffer(np.ascontiguousarray(data))]
+    return pa.Array.from_buffers(pa.large_binary(), n, buffers)
+
+
+def _fixed_fields(column: pa.Array, pg_type: str) -> list[_Field]:
+    """Length and value fields of a fixed-width column; a null has length -1 and no value."""
+    wire = np.dtype(_WIRE[pg_type])
+    values = _fixed_values(column, pg_type)
+    if column.null_count == 0:
+        return [(">i4", wire.itemsize, None), (wire.str, values, None)]
+    valid = column.is_valid().to_numpy(zero_copy_only=False)
+    return [(">i4", np.where(valid, wire.itemsize, -1), None), (wire.str, values, valid)]
+
+
+def _drop_absent(raw: _Array, run: list[_Field]) -> pa.Array:
+    """The rows of ``raw`` (one record of ``run`` each) without the bytes of absent fields."""
+    keep = np.ones(raw.shape, dtype=bool)
+    sizes = np.full(len(raw), raw.shape[1], dtype=np.int64)
+    offset = 0
+    for fmt, _, present in run:
+        width = np.dtype(fmt).itemsize
+        if present is not None:
+            keep[:, offset : offset + width] = present[:, None]
+            sizes -= width * ~present
+        offset += width
+    return _rows(raw.ravel()[keep.ravel()], sizes, len(raw))
+
+
+def _pack(run: list[_Field], n: int) -> pa.Array:
+    """One part from a run of fixed-width fields: a structured array, one record per row."""
+    dtype = np.dtype([(f"f{i}", fmt) for i, (fmt, _, _) in enumerate(run)])
+    records = np.empty(n, dtype=dtype)
+    for i, (_, values, _) in enumerate(run):
+        records[f"f{i}"] = values
+    raw = records.view(np.uint8).reshape(n, dtype.itemsize)
+    if all(present is None for _, _, present in run):
+        return _rows(raw, dtype.itemsize, n)
+    return _drop_absent(raw, run)
+
+
+def _text(column: pa.Array) -> tuple[_Array, pa.Array]:
+    """Length fields (-1 for nulls) and UTF-8 bytes (none for nulls) of a text column."""
+    lengths: _Array = pc.fill_null(pc.binary_length(column), -1).to_numpy()
+    data = column.cast(pa.large_binary())
+    if data.null_count:  # a null slot may still span bytes: empty it
+        data = data.fill_null(pa.scalar(b"", pa.large_binary()))
+    return lengths, data
+
+
+def _parts(batch: pa.RecordBatch, types: Sequence[PgType]) -> list[pa.Array]:
+    """The parts whose row-wise concatenation is the batch's tuples, in order."""
+    n = batch.num_rows
+    parts: list[pa.Array] = []
+    run: list[_Field] = [(">i2", len(types), None)]
+    for column, pg_type in zip(batch.columns, types, strict=True):
+        if pg_type != "text":
+            run += _fixed_fields(column, pg_type)
+            continue
+        lengths, values = _text(column)
+        parts += [_pack([*run, (">i4", lengths, None)], n), values]
+        run = []
+    return [*parts, _pack(run, n)] if run else parts
+
+
+def encode_batch(batch: pa.RecordBatch, types: Sequence[PgType]) -> bytes:
+    """Rows of one batch (no header/trailer). Column i of the batch is encoded as types[i].
+
+    Input types: boolean <- bool, bigint <- int64, double precision <- float64,
+    text <- string or large_string, date <- date32, timestamp <- timestamp("us") without a
+    time zone, timestamptz <- timestamp("us", tz=any). Anything else raises TypeError.
+    """
+    _check(batch, types)
+    if batch.num_rows == 0:
+        return b""
+    parts = _parts(batch, types)
+    if len(parts) > 1:
+        joined = pc.binary_join_element_wise(*parts, pa.scalar(b"", pa.large_binary()))
+    else:
+        joined = parts[0]
+    _, offsets, data = joined.buffers()
+    bounds = np.frombuffer(offsets, dtype=np.int64, count=len(joined) + 1, offset=joined.offset * 8)
+    encoded: bytes = data[int(bounds[0]) : int(bounds[-1])].to_pybytes()
+    return encoded
+
+
+def iter_copy_chunks(batches: Iterable[pa.RecordBatch], types: Sequence[PgType]) -> Iterator[bytes]:
+    """HEADER, one chunk per batch, TRAILER."""
+    yield HEADER
+    for batch in batches:
+        yield encode_batch(batch, types)
+    yield TRAILER

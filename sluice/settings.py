@@ -1,0 +1,84 @@
+"""One pydantic-settings class for the whole engine: `SLUICE_*` environment variables.
+
+Unset, everything points at the local services `scripts/services.sh` starts in this checkout.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+
+from pydantic import Field, PostgresDsn, RedisDsn, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+class Settings(BaseSettings):
+    """Where files and services are, and the limits the stages run under."""
+
+    model_config = SettingsConfigDict(env_prefix="SLUICE_", extra="ignore", populate_by_name=True)
+
+    home: Path = Field(
+        default=PROJECT_ROOT / ".sluice",
+        description="Holds inbox/, staging/, quarantine/ and services/ (the local services).",
+    )
+    database_url: SecretStr = Field(
+        default=SecretStr("postgresql://sluice@127.0.0.1:55432/sluice"),
+        description="PostgreSQL + TimescaleDB DSN. May carry a password: kept secret in logs.",
+    )
+    redis_url: SecretStr = Field(
+        default=SecretStr("redis://127.0.0.1:56379/0"),
+        description="Redis: task results, checkpoints, dead letters.",
+    )
+    schema_name: str = Field(
+        default="public",
+        validation_alias="SLUICE_SCHEMA",
+        description="PostgreSQL schema that holds the dataset hypertables.",
+    )
+    datasets: Path = Field(
+        default=PROJECT_ROOT / "datasets.yaml",
+        description="Dataset rules (time column, key, chunk interval).",
+    )
+    prefect_api_url: str = Field(
+        default="http://127.0.0.1:54200/api",
+        description="The local Prefect server `sluice services up` starts; used when it answers "
+        "and PREFECT_API_URL is unset, otherwise runs use Prefect's ephemeral API.",
+    )
+    batch_rows: int = Field(default=65_536, ge=1_000, le=4_000_000, description="Rows per batch.")
+    result_ttl_s: int = Field(
+        default=7 * 24 * 3600, ge=60, description="Lifetime of stage results in Redis."
+    )
+    retries: int = Field(default=3, ge=0, le=20, description="Retries of a transient stage error.")
+    retry_backoff_s: float = Field(
+        default=2.0, ge=0.0, description="First retry delay; doubles each attempt, with jitter."
+    )
+    lock_timeout_s: float = Field(
+        default=30.0, gt=0, description="How long load waits for a table lock before retrying."
+    )
+
+    @property
+    def inbox(self) -> Path:
+        return self.home / "inbox"
+
+    @property
+    def staging(self) -> Path:
+        return self.home / "staging"
+
+    @property
+    def quarantine(self) -> Path:
+        return self.home / "quarantine"
+
+    def dsn(self) -> str:
+        return self.database_url.get_secret_value()
+
+    def validate_urls(self) -> None:
+        """Fail early, naming the variable, when a URL is not a URL of the right kind."""
+        PostgresDsn(self.dsn())
+        RedisDsn(self.redis_url.get_secret_value())
+
+
+@cache
+def get_settings() -> Settings:
+    """The process's settings, read once from the environment."""
+    return Settings()

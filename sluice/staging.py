@@ -1,0 +1,54 @@
+"""The staging area: one folder per file id holding each stage's Parquet; written atomically."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from sluice.contracts import Staged
+
+
+def stage_path(staging: Path, file_id: str, name: str) -> Path:
+    return staging / file_id / f"{name}.parquet"
+
+
+def iter_batches(staged: Staged, batch_rows: int) -> Iterator[pa.RecordBatch]:
+    """Batches of a staged file, never more than `batch_rows` rows in memory at once."""
+    with pq.ParquetFile(staged.uri) as parquet:
+        yield from parquet.iter_batches(batch_size=batch_rows)
+
+
+def read_schema(staged: Staged) -> pa.Schema:
+    return pq.read_schema(staged.uri)
+
+
+@contextmanager
+def _atomic(path: Path) -> Iterator[Path]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_batches(path: Path, schema: pa.Schema, batches: Iterable[pa.RecordBatch]) -> Staged:
+    """Stream batches into Parquet at `path` (renamed into place only when complete)."""
+    rows = 0
+    with _atomic(path) as tmp, pq.ParquetWriter(tmp, schema, compression="lz4") as writer:
+        for batch in batches:
+            writer.write_batch(batch)
+            rows += batch.num_rows
+    return Staged(uri=str(path), rows=rows, columns=tuple(schema.names))
+
+
+def remove(staging: Path, file_id: str) -> None:
+    """Drop everything staged for one file (after its load committed)."""
+    shutil.rmtree(staging / file_id, ignore_errors=True)

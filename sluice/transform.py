@@ -1,0 +1,62 @@
+"""Load-ready batches: inferred types applied, UTC timestamps, target column names and order."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pyarrow as pa
+
+from sluice.contracts import FileRef, InferredSchema, PgType, Staged
+from sluice.datasets import DatasetRules
+from sluice.enrich import LINEAGE, LINEAGE_NAMES
+from sluice.errors import SchemaConflict
+from sluice.schema import cast_text
+from sluice.staging import iter_batches, stage_path, write_batches
+
+STAGE = "transform"
+ARROW_TYPES: dict[PgType, pa.DataType] = {
+    "boolean": pa.bool_(),
+    "bigint": pa.int64(),
+    "double precision": pa.float64(),
+    "text": pa.string(),
+    "date": pa.date32(),
+    "timestamp": pa.timestamp("us"),
+    "timestamptz": pa.timestamp("us", "UTC"),
+}
+
+
+def target_schema(schema: InferredSchema) -> pa.Schema:
+    fields = [pa.field(c.name, ARROW_TYPES[c.pg_type], nullable=c.nullable) for c in schema.columns]
+    return pa.schema(fields + list(LINEAGE))
+
+
+def run(
+    ref: FileRef,
+    staged: Staged,
+    schema: InferredSchema,
+    rules: DatasetRules,
+    staging: Path,
+    batch_rows: int,
+) -> Staged:
+    """Stage `load.parquet`, the exact columns and types load will COPY."""
+    target = target_schema(schema)
+    batches = _typed(iter_batches(staged, batch_rows), schema, target, rules.time_zone)
+    return write_batches(stage_path(staging, ref.file_id, "load"), target, batches)
+
+
+def _typed(
+    batches: Iterator[pa.RecordBatch], schema: InferredSchema, target: pa.Schema, tz: str
+) -> Iterator[pa.RecordBatch]:
+    for batch in batches:
+        arrays = []
+        for col in schema.columns:
+            try:
+                arrays.append(cast_text(batch.column(col.name), col.pg_type, tz))
+            except pa.ArrowInvalid as exc:
+                raise SchemaConflict(
+                    f"column {col.source!r} no longer converts to {col.pg_type} ({exc})",
+                    hint="the staged data changed since inference; re-run the file",
+                ) from exc
+        arrays += [batch.column(name) for name in LINEAGE_NAMES]
+        yield pa.RecordBatch.from_arrays(arrays, schema=target)

@@ -1,0 +1,528 @@
+"""Great Expectations gate: the baseline and dataset suites, run on a staged table, as a report.
+
+Suites are plain data (`contracts.Expectation`): `baseline_suite` derives one from the inferred
+schema, `load_suite` reads a versioned GX 1.x suite file, and `validate_table` runs them with GX
+on pandas, mapping each result to a small `ExpectationResult`. `run`, `check` and `report_rows`
+are the stage as tasks/validate.py uses it.
+
+`import great_expectations` costs seconds, so `_runtime` imports it on the first validation,
+once per process, and builds the ephemeral context, pandas data source, asset and batch
+definition that every later call reuses. The reused asset gives every batch the same id, so
+validations hold a lock, and GX's caches of the last batch and its metrics are cleared after each.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import importlib
+import json
+import logging
+import math
+import os
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sluice.contracts import (
+    Expectation,
+    ExpectationResult,
+    InferredSchema,
+    Staged,
+    ValidationReport,
+)
+
+if TYPE_CHECKING:
+    import pyarrow as pa  # type: ignore[import-untyped, unused-ignore]
+
+    from sluice.datasets import DatasetRules
+
+STAGE = "validate"
+log = logging.getLogger(__name__)
+
+TIME_MIN = dt.date(1900, 1, 1)  # sanity range of the time column (inclusive bounds)
+TIME_MAX = dt.date(2200, 1, 1)
+SAMPLE_SIZE = 5  # unexpected values kept per result, distinct, as text
+_PARTIAL_COUNT = 20  # unexpected values GX collects per expectation (deduplicated to SAMPLE_SIZE)
+_TEXT_LIMIT = 200  # longest text kept for one sample value or error message
+_INDEX_KEY = "sluice_index"  # set in each GX expectation's meta: results come back reordered
+_BOUND_KWARGS = ("min_value", "max_value")
+_GX_SEVERITY = {"critical": "error", "warning": "warn", "info": "warn"}
+_NULLABLE_INT = {
+    f"{u}int{bits}": f"{u.upper()}Int{bits}" for u in ("", "u") for bits in (8, 16, 32, 64)
+}
+
+
+# --- suites as plain data -------------------------------------------------------------------
+
+
+def baseline_suite(schema: InferredSchema, key: Sequence[str] = ()) -> tuple[Expectation, ...]:
+    """The expectations the inferred schema implies, all of severity "error".
+
+    The table has at least one row; the time column has no nulls; neither has any column
+    declared nullable=False; the key (column names) is unique: one column with
+    expect_column_values_to_be_unique, several with expect_compound_columns_to_be_unique; and
+    the time column's values lie between 1900-01-01 and 2200-01-01 (a sanity check, only for a
+    date, timestamp or timestamptz time column; bounds typed to match the column).
+    """
+    names = [col.name for col in schema.columns]
+    time = schema.column(schema.time_column)  # KeyError if the schema is inconsistent
+    missing = [name for name in key if name not in names]
+    if missing:
+        raise ValueError(f"key column(s) not in the schema: {', '.join(missing)}")
+    if len(set(key)) != len(key):
+        raise ValueError(f"key names a column twice: {', '.join(key)}")
+
+    suite = [
+        Expectation("expect_table_row_count_to_be_between", (("min_value", 1),)),
+        Expectation("expect_column_values_to_not_be_null", (("column", time.name),)),
+    ]
+    suite.extend(
+        Expectation("expect_column_values_to_not_be_null", (("column", col.name),))
+        for col in schema.columns
+        if not col.nullable and col.name != time.name
+    )
+    if len(key) == 1:
+        suite.append(Expectation("expect_column_values_to_be_unique", (("column", key[0]),)))
+    elif key:
+        suite.append(
+            Expectation("expect_compound_columns_to_be_unique", (("column_list", tuple(key)),))
+        )
+    bounds = _time_bounds(time.pg_type)
+    if bounds is not None:
+        suite.append(
+            Expectation(
+                "expect_column_values_to_be_between",
+                (("column", time.name), ("min_value", bounds[0]), ("max_value", bounds[1])),
+            )
+        )
+    return tuple(suite)
+
+
+def _time_bounds(pg_type: str) -> tuple[dt.date, dt.date] | None:
+    """TIME_MIN/TIME_MAX as the kind of value a column of this type compares with."""
+    if pg_type == "date":
+        return TIME_MIN, TIME_MAX
+    if pg_type in ("timestamp", "timestamptz"):
+        tz = dt.UTC if pg_type == "timestamptz" else None
+        return (
+            dt.datetime.combine(TIME_MIN, dt.time(), tzinfo=tz),
+            dt.datetime.combine(TIME_MAX, dt.time(), tzinfo=tz),
+        )
+    return None
+
+
+def load_suite(path: Path) -> tuple[Expectation, ...]:
+    """Read a versioned GX 1.x suite JSON file (as `ExpectationSuite.to_json_dict()` writes it).
+
+    Each expectation's severity is meta.severity ("error" or "warn"); without one, GX's own
+    top-level severity maps "critical" to "error" and "warning"/"info" to "warn"; the default is
+    "error". JSON arrays in kwargs become tuples (Expectation stays hashable). Whether the type
+    names a known expectation is checked by `validate_table`, where GX is loaded.
+    Raises ValueError naming the file on malformed content (OSError if it cannot be read).
+    """
+    text = Path(path).read_text(encoding="utf-8")
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path}: not valid JSON: {exc}") from exc
+    if not isinstance(doc, dict) or not isinstance(doc.get("expectations"), list):
+        raise ValueError(f"{path}: not an expectation suite (no 'expectations' list)")
+    return tuple(
+        _parse_expectation(item, f"{path}: expectations[{i}]")
+        for i, item in enumerate(doc["expectations"])
+    )
+
+
+def _parse_expectation(item: object, where: str) -> Expectation:
+    if not isinstance(item, dict):
+        raise ValueError(f"{where}: not an object")
+    type_ = item.get("type")
+    if not isinstance(type_, str) or not type_:
+        raise ValueError(f"{where}: 'type' must be a non-empty string")
+    kwargs = item.get("kwargs", {})
+    if not isinstance(kwargs, dict):
+        raise ValueError(f"{where} ({type_}): 'kwargs' must be an object")
+    meta = item.get("meta") or {}
+    if not isinstance(meta, dict):
+        raise ValueError(f"{where} ({type_}): 'meta' must be an object")
+    severity: object = meta.get("severity")
+    if severity is None:
+        severity = _GX_SEVERITY.get(str(item.get("severity", "critical")).lower())
+    if severity not in ("error", "warn"):
+        raise ValueError(
+            f"{where} ({type_}): severity must be 'error' or 'warn', "
+            f"got {meta.get('severity', item.get('severity'))!r}"
+        )
+    frozen = tuple((str(name), _freeze(value)) for name, value in kwargs.items())
+    return Expectation(type_, frozen, "warn" if severity == "warn" else "error")
+
+
+def _freeze(value: object) -> object:
+    """JSON arrays -> tuples, so kwargs stay hashable (objects stay dicts: suite parameters)."""
+    if isinstance(value, list | tuple):
+        return tuple(_freeze(v) for v in value)
+    if isinstance(value, dict):
+        return {k: _freeze(v) for k, v in value.items()}
+    return value
+
+
+def _thaw(value: object) -> object:
+    """Tuples -> lists, the shape GX's pydantic models expect."""
+    if isinstance(value, list | tuple):
+        return [_thaw(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _thaw(v) for k, v in value.items()}
+    return value
+
+
+# --- the lazily loaded GX runtime ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Runtime:
+    """What one process keeps of Great Expectations (GX is untyped at this edge: Any)."""
+
+    gx: Any  # the great_expectations module
+    datasource: Any  # PandasDatasource in the ephemeral context
+    batch_definition: Any  # whole-dataframe BatchDefinition of the one DataFrameAsset
+    expectation_class: Callable[[str], Any]  # registry lookup by type name
+    not_found: type[Exception]  # what the registry raises for an unknown name
+    lock: threading.Lock
+
+
+@functools.cache
+def _runtime() -> _Runtime:
+    """Import GX and build the ephemeral context, once per process (seconds, then free)."""
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")  # no telemetry, no network
+    gx_logger = logging.getLogger("great_expectations")
+    if gx_logger.level == logging.NOTSET:  # leave an explicit application setting alone
+        gx_logger.setLevel(logging.WARNING)
+    gx: Any = importlib.import_module("great_expectations")
+    registry: Any = importlib.import_module("great_expectations.expectations.registry")
+    gx_exceptions: Any = importlib.import_module("great_expectations.exceptions")
+    config: Any = importlib.import_module("great_expectations.data_context.types.base")
+
+    context = gx.get_context(mode="ephemeral")
+    context.variables.progress_bars = config.ProgressBarsConfig(globally=False)  # no tqdm
+    datasource = context.data_sources.add_pandas(name="sluice")
+    asset = datasource.add_dataframe_asset(name="staged")
+    batch_definition = asset.add_batch_definition_whole_dataframe(name="whole")
+    return _Runtime(
+        gx=gx,
+        datasource=datasource,
+        batch_definition=batch_definition,
+        expectation_class=registry.get_expectation_impl,
+        not_found=gx_exceptions.ExpectationNotFoundError,
+        lock=threading.Lock(),
+    )
+
+
+def _release(datasource: Any) -> None:
+    """Drop the batch (the DataFrame) and metrics GX caches on the reused execution engine."""
+    engine = datasource.get_execution_engine()
+    manager = engine.batch_manager
+    manager.reset_batch_cache()
+    data_cache = getattr(manager, "_batch_data_cache", None)
+    if isinstance(data_cache, dict):
+        data_cache.clear()
+    if hasattr(manager, "_active_batch_data_id"):
+        manager._active_batch_data_id = None
+    metric_cache = getattr(engine, "_metric_cache", None)
+    if isinstance(metric_cache, dict):
+        metric_cache.clear()
+
+
+# --- validation ------------------------------------------------------------------------------
+
+
+def validate_table(table: pa.Table, expectations: Sequence[Expectation]) -> ValidationReport:
+    """Run the expectations with Great Expectations 1.x on the table (as pandas).
+
+    Each result maps to an ExpectationResult (same order as `expectations`): success,
+    unexpected_count (0 where GX counts none) and up to SAMPLE_SIZE distinct unexpected values
+    as text from GX's partial_unexpected_list (null as "null"); an aggregate expectation that
+    fails gives its observed value ("observed ..."), one GX could not evaluate (e.g. a missing
+    column) fails with "error: <message>". min_value/max_value of an expectation on a date or
+    timestamp column are converted to that column's kind (ISO strings, dates, naive or aware
+    datetimes are accepted; naive means UTC for timestamptz). Raises ValueError for an unknown
+    expectation type or kwargs GX rejects, before any data is converted.
+    """
+    if not expectations:
+        return ValidationReport(rows=table.num_rows)
+    rt = _runtime()
+    arrow_types = {field.name: field.type for field in table.schema}
+    gx_expectations = [
+        _gx_expectation(rt, exp, index, arrow_types) for index, exp in enumerate(expectations)
+    ]
+    suite = rt.gx.ExpectationSuite(name="sluice", expectations=gx_expectations)
+    frame = _to_pandas(table)
+    result_format = {"result_format": "BASIC", "partial_unexpected_count": _PARTIAL_COUNT}
+    with rt.lock:
+        try:
+            batch = rt.batch_definition.get_batch(batch_parameters={"dataframe": frame})
+            outcome = batch.validate(suite, result_format=result_format)
+        finally:
+            _release(rt.datasource)
+
+    by_index = {int(r.expectation_config.meta[_INDEX_KEY]): r for r in outcome.results}
+    return ValidationReport(
+        rows=table.num_rows,
+        results=tuple(_result(exp, by_index[i]) for i, exp in enumerate(expectations)),
+    )
+
+
+def _gx_expectation(rt: _Runtime, exp: Expectation, index: int, arrow_types: Any) -> Any:
+    try:
+        cls = rt.expectation_class(exp.type)
+    except rt.not_found as exc:
+        raise ValueError(f"unknown expectation type {exp.type!r}") from exc
+    kwargs = {name: _thaw(value) for name, value in exp.kwargs}
+    column = kwargs.get("column")
+    if isinstance(column, str) and column in arrow_types:
+        for name in _BOUND_KWARGS:
+            if kwargs.get(name) is not None:
+                kwargs[name] = _bound(kwargs[name], arrow_types[column], exp.type)
+    try:
+        return cls(**kwargs, meta={_INDEX_KEY: index})
+    except Exception as exc:  # pydantic's ValidationError (or a TypeError) from GX's model
+        raise ValueError(f"invalid kwargs for {exp.type}: {exc}") from exc
+
+
+def _bound(value: object, arrow_type: Any, type_name: str) -> object:
+    """A min/max bound as the kind of value the column's pandas values compare with."""
+    pa_types: Any = importlib.import_module("pyarrow.types")
+    is_timestamp = bool(pa_types.is_timestamp(arrow_type))
+    if not (is_timestamp or pa_types.is_date(arrow_type)) or isinstance(value, dict):
+        return value  # not a temporal column, or a suite parameter
+    when: dt.date
+    if isinstance(value, str):
+        try:
+            when = dt.datetime.fromisoformat(value)
+        except ValueError as exc:
+            raise ValueError(f"{type_name}: bound {value!r} is not an ISO date/time") from exc
+    elif isinstance(value, dt.date):  # datetime included (and pandas.Timestamp)
+        when = value
+    else:
+        raise ValueError(f"{type_name}: bound {value!r} does not compare with dates/times")
+    if not is_timestamp:  # date32/date64 -> pandas object column of datetime.date
+        return when.date() if isinstance(when, dt.datetime) else when
+    if not isinstance(when, dt.datetime):
+        when = dt.datetime.combine(when, dt.time())
+    if arrow_type.tz is not None:
+        return when if when.tzinfo is not None else when.replace(tzinfo=dt.UTC)
+    return when if when.tzinfo is None else when.astimezone(dt.UTC).replace(tzinfo=None)
+
+
+def _to_pandas(table: pa.Table) -> Any:
+    """Arrow -> pandas, in the dtypes GX's pandas metrics handle fast and exactly.
+
+    Integer columns with nulls become nullable Int* (not float64, which rounds above 2**53);
+    naive timestamps become datetime64[ns] where they fit (GX vectorizes `between` only for
+    ns naive columns; others go value by value, ~6 s per million rows).
+    """
+    pa_mod: Any = importlib.import_module("pyarrow")
+    pd: Any = importlib.import_module("pandas")
+    columns: dict[str, Any] = {}
+    for field, column in zip(table.schema, table.columns, strict=True):
+        nullable = _NULLABLE_INT.get(str(field.type))
+        if nullable and column.null_count:
+            mapper = {field.type: pd.api.types.pandas_dtype(nullable)}.get
+            columns[field.name] = column.to_pandas(types_mapper=mapper)
+            continue
+        if pa_mod.types.is_timestamp(field.type) and field.type.tz is None:
+            if field.type.unit != "ns":
+                try:
+                    column = column.cast(pa_mod.timestamp("ns"))
+                except pa_mod.ArrowInvalid:
+                    pass  # out of the ns range: keep the unit, exact but slower
+        columns[field.name] = column.to_pandas()
+    return pd.DataFrame(columns, copy=False)
+
+
+def _result(exp: Expectation, result: Any) -> ExpectationResult:
+    error = _exception_message(result.exception_info or {})
+    if error is not None:
+        return ExpectationResult(exp, False, 0, (f"error: {_clip(error)}",))
+    details: Mapping[str, Any] = result.result or {}
+    success = bool(result.success)
+    partial = details.get("partial_unexpected_list")
+    if partial:
+        sample = _distinct(_text(value) for value in partial)
+    elif not success and "observed_value" in details:
+        sample = (f"observed {_text(details['observed_value'])}",)
+    else:
+        sample = ()
+    return ExpectationResult(exp, success, int(details.get("unexpected_count") or 0), sample)
+
+
+def _exception_message(info: Mapping[str, Any]) -> str | None:
+    """GX's message when it could not evaluate an expectation (flat, or keyed by metric id)."""
+    for entry in [info, *(v for v in info.values() if isinstance(v, Mapping))]:
+        if entry.get("raised_exception"):
+            return str(entry.get("exception_message") or "GX raised an exception")
+    return None
+
+
+def _distinct(texts: Iterable[str]) -> tuple[str, ...]:
+    seen: dict[str, None] = {}
+    for text in texts:
+        seen.setdefault(text, None)
+        if len(seen) == SAMPLE_SIZE:
+            break
+    return tuple(seen)
+
+
+def _text(value: object) -> str:
+    """One unexpected value as text: ISO for dates/times, "null" for any missing value."""
+    if isinstance(value, dict):  # a row of a multi-column expectation
+        return _clip(", ".join(f"{k}={_text(v)}" for k, v in value.items()))
+    if isinstance(value, list | tuple):
+        return _clip("(" + ", ".join(_text(v) for v in value) + ")")
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "null"
+    if type(value).__module__.startswith(("pandas", "numpy")):
+        pd: Any = importlib.import_module("pandas")
+        if pd.isna(value):  # NaT, NA, numpy nan
+            return "null"
+        if isinstance(value, pd.Timestamp | dt.date):
+            return str(value.isoformat())
+        if type(value).__name__ == "datetime64":
+            return str(pd.Timestamp(value).isoformat())
+        if hasattr(value, "item"):  # numpy scalar -> Python scalar
+            value = value.item()
+    if isinstance(value, dt.date):  # datetime included
+        return value.isoformat()
+    return _clip(str(value))
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= _TEXT_LIMIT else text[: _TEXT_LIMIT - 1] + "…"
+
+
+# --- the stage: what tasks/validate.py calls ---------------------------------------------------
+
+
+def run(
+    raw: Staged, schema: InferredSchema, rules: DatasetRules, batch_rows: int
+) -> ValidationReport:
+    """Validate the raw staged file, typed as inferred, against baseline + the dataset's suite.
+
+    Key names in the rules may be source or target names; suite files name target columns.
+    The whole file is in memory while GX runs (uniqueness needs all rows at once).
+    """
+    from sluice.errors import TerminalError  # imports psycopg and redis: not at module import
+
+    suite = baseline_suite(schema, _key_names(schema, rules.key))
+    if rules.suite:
+        try:
+            suite += load_suite(Path(rules.suite))
+        except (OSError, ValueError) as exc:
+            raise TerminalError(f"dataset suite unusable: {exc}", hint=_SUITE_HINT) from exc
+    table = _typed_table(raw, schema, rules.time_zone, batch_rows)
+    started = time.perf_counter()
+    try:
+        report = validate_table(table, suite)
+    except ValueError as exc:  # unknown expectation type or kwargs GX rejects
+        raise TerminalError(f"dataset suite unusable: {exc}", hint=_SUITE_HINT) from exc
+    failed = sum(not r.success for r in report.results)
+    seconds = time.perf_counter() - started
+    log.info(
+        "%d rows, %d expectations, %d failed, %.2f s", report.rows, len(suite), failed, seconds
+    )
+    return report
+
+
+_SUITE_HINT = "fix the dataset's suite file (see datasets.yaml), then replay the file"
+
+
+def _key_names(schema: InferredSchema, key: Sequence[str]) -> list[str]:
+    """The rules' key (source or target names) as target column names."""
+    from sluice.errors import SchemaConflict
+
+    names = []
+    for wanted in key:
+        found = [c.name for c in schema.columns if wanted in (c.source, c.name)]
+        if not found:
+            raise SchemaConflict(
+                f"key column {wanted!r} is not in the file",
+                hint=f"columns are {[c.source for c in schema.columns]}; fix key in datasets.yaml",
+            )
+        names.append(found[0])
+    return names
+
+
+def _typed_table(raw: Staged, schema: InferredSchema, time_zone: str, batch_rows: int) -> Any:
+    """The raw (text) columns cast to their inferred types, as one Arrow table."""
+    pa_mod: Any = importlib.import_module("pyarrow")
+    from sluice.errors import SchemaConflict
+    from sluice.schema import cast_text
+    from sluice.staging import iter_batches
+
+    names = [col.name for col in schema.columns]
+
+    def typed(batch: Any) -> Any:
+        try:
+            arrays = [cast_text(batch.column(c.name), c.pg_type, time_zone) for c in schema.columns]
+        except pa_mod.ArrowInvalid as exc:
+            raise SchemaConflict(
+                f"a column no longer converts to its inferred type ({exc})",
+                hint="the staged data changed since inference; re-run the file",
+            ) from exc
+        return pa_mod.RecordBatch.from_arrays(arrays, names=names)
+
+    batches = [typed(batch) for batch in iter_batches(raw, batch_rows)]
+    if not batches:  # an empty file still has typed columns
+        strings = [pa_mod.array([], pa_mod.string()) for _ in names]
+        batches = [typed(pa_mod.record_batch(strings, names=names))]
+    return pa_mod.Table.from_batches(batches)
+
+
+def check(report: ValidationReport) -> None:
+    """Raise ValidationFailed naming every failed `error` expectation; warnings never raise."""
+    if report.success:
+        return
+    from sluice.errors import ValidationFailed
+
+    failed = "; ".join(_describe(r, report.rows) for r in report.failures)
+    raise ValidationFailed(
+        f"{len(report.failures)} of {len(report.results)} expectations failed: {failed}",
+        hint="fix the file (or the dataset's suite), then replay it",
+    )
+
+
+def _describe(result: ExpectationResult, rows: int) -> str:
+    what = f"{result.expectation.type}({_target(result.expectation)})"
+    if result.unexpected_count:
+        what += f": {result.unexpected_count} of {rows} rows unexpected"
+    if result.sample:
+        what += f" [{', '.join(result.sample)}]"
+    return what
+
+
+def _target(exp: Expectation) -> str:
+    kwargs = dict(exp.kwargs)
+    columns = kwargs.get("column_list")
+    if exp.column is not None:
+        return exp.column
+    if isinstance(columns, tuple | list):
+        return ", ".join(str(c) for c in columns)
+    return "table"
+
+
+def report_rows(report: ValidationReport) -> list[dict[str, Any]]:
+    """One row per expectation, for the Prefect table artifact of the validate task."""
+    return [
+        {
+            "expectation": r.expectation.type,
+            "column": _target(r.expectation),
+            "severity": r.expectation.severity,
+            "success": r.success,
+            "unexpected": r.unexpected_count,
+            "sample": ", ".join(r.sample),
+        }
+        for r in report.results
+    ]

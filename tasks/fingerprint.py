@@ -1,0 +1,41 @@
+"""fingerprint: content hash, size and dataset of a file; whether the ledger already has it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sluice import load as sink
+from sluice.contracts import FileRef
+from sluice.datasets import dataset_for, load_rules
+from sluice.errors import TransientError, UnreadableFile, translating
+from sluice.read import fingerprint as content_hash
+from sluice.settings import get_settings
+from tasks.policy import stage_task
+
+
+@stage_task("fingerprint", 1, cached=False)
+def fingerprint(path: str, dataset: str | None = None) -> FileRef:
+    settings = get_settings()
+    file = Path(path)
+    with translating(file=path, stage="fingerprint"):
+        if not file.is_file():
+            raise UnreadableFile("no such file", hint="check the path; nothing was changed")
+        try:
+            file_id, size = content_hash(file)
+        except OSError as exc:
+            raise TransientError(f"cannot read the file ({exc})", hint="retried") from exc
+        name = dataset_for(file, settings.inbox, dataset)
+        rules = load_rules(settings.datasets, name)
+    return FileRef(
+        path=str(file), file_id=file_id, dataset=name, size=size, rules_hash=rules.digest()
+    )
+
+
+@stage_task("ledger_check", 1, cached=False)
+def already_loaded(ref: FileRef) -> bool:
+    """True when the ledger holds this content: the file is a duplicate."""
+    with (
+        translating(file=ref.path, stage="fingerprint"),
+        sink.connect(get_settings().dsn()) as conn,
+    ):
+        return sink.is_loaded(conn, ref.file_id)

@@ -1,0 +1,75 @@
+"""How a file's run ends: clean up after a committed load, or quarantine after a terminal error."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from prefect import get_run_logger
+
+from sluice import checkpoints, quarantine, staging
+from sluice.contracts import FileRef
+from sluice.errors import SluiceError
+from sluice.settings import get_settings
+from tasks.policy import result_key, stage_task
+
+CACHED_STAGES = {
+    "read": 1,
+    "infer_schema": 1,
+    "profile": 1,
+    "validate": 1,
+    "enrich": 1,
+    "transform": 1,
+}
+
+
+@stage_task("cleanup", 1, cached=False)
+def cleanup(ref: FileRef) -> None:
+    """The load committed: staged Parquet and the stage results that point at it can go."""
+    settings = get_settings()
+    staging.remove(settings.staging, ref.file_id)
+    r = checkpoints.client(settings.redis_url.get_secret_value())
+    keys = [result_key(stage, version, ref) for stage, version in CACHED_STAGES.items()]
+    checkpoints.forget_results(r, keys)
+    checkpoints.set_status(
+        r,
+        ref.file_id,
+        ttl_s=settings.result_ttl_s,
+        status="loaded",
+        stage="load",
+        dataset=ref.dataset,
+        path=ref.path,
+    )
+
+
+@stage_task("quarantine", 1, cached=False)
+def quarantine_file(ref: FileRef, error: SluiceError, attempts: int = 1) -> str:
+    """Keep the file under quarantine/<dataset>/ and record a dead letter; returns where it went."""
+    settings = get_settings()
+    kept = quarantine.keep(
+        Path(ref.path),
+        dataset=ref.dataset,
+        file_id=ref.file_id,
+        quarantine=settings.quarantine,
+        inbox=settings.inbox,
+    )
+    r = checkpoints.client(settings.redis_url.get_secret_value())
+    checkpoints.dead_letter(
+        r,
+        error,
+        file_id=ref.file_id,
+        path=ref.path,
+        quarantined=str(kept),
+        dataset=ref.dataset,
+        attempts=attempts,
+    )
+    checkpoints.set_status(
+        r,
+        ref.file_id,
+        ttl_s=settings.result_ttl_s,
+        status="quarantined",
+        stage=error.stage,
+        dataset=ref.dataset,
+        path=str(kept),
+    )
+    get_run_logger().error("quarantined %s as %s: %s", ref.path, kept, error)
+    return str(kept)

@@ -1,0 +1,17 @@
+"""infer_schema: column types over the whole file and the time column."""
+
+from __future__ import annotations
+
+from sluice import schema as stage
+from sluice.contracts import FileRef, InferredSchema, Staged
+from sluice.datasets import load_rules
+from sluice.errors import translating
+from sluice.settings import get_settings
+from tasks.policy import stage_task
+
+
+@stage_task("infer_schema", 1)
+def infer_schema(ref: FileRef, raw: Staged) -> InferredSchema:
+    settings = get_settings()
+    with translating(file=ref.path, stage="infer_schema"):
+        return stage.infer(raw, load_rules(settings.datasets, ref.dataset), settings.batch_rows)

@@ -1,0 +1,26 @@
+"""load: rows + ledger row in one transaction; not cached: the ledger makes it idempotent."""
+
+from __future__ import annotations
+
+from sluice import load as stage
+from sluice.contracts import FileRef, InferredSchema, LoadReport, Staged
+from sluice.datasets import load_rules
+from sluice.errors import translating
+from sluice.settings import get_settings
+from tasks.policy import stage_task
+
+
+@stage_task("load", 1, cached=False)
+def load(ref: FileRef, ready: Staged, schema: InferredSchema) -> LoadReport:
+    settings = get_settings()
+    with translating(file=ref.path, stage="load"), stage.connect(settings.dsn()) as conn:
+        return stage.run(
+            conn,
+            ref,
+            ready,
+            schema,
+            load_rules(settings.datasets, ref.dataset),
+            schema_name=settings.schema_name,
+            lock_timeout_s=settings.lock_timeout_s,
+            batch_rows=settings.batch_rows,
+        )

@@ -1,0 +1,76 @@
+"""Retry, cache and persistence policy shared by the stage tasks.
+
+Only `TransientError` is retried, with exponential backoff and jitter. A stage's result is
+persisted to Redis under a key made of the file's content hash, the stage, the stage's version
+and the dataset rules' hash, never the run id: any new run of the same file resumes after its
+last completed stage.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any, ParamSpec, TypeVar
+
+from prefect import Task, task
+from prefect.client.schemas.objects import State, TaskRun
+from prefect.context import TaskRunContext
+from prefect.tasks import exponential_backoff
+
+from blocks.results import RESULTS_SLUG
+from sluice.contracts import FileRef
+from sluice.errors import TransientError
+from sluice.settings import get_settings
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def result_key(stage: str, version: int, ref: FileRef) -> str:
+    return f"sluice:result:{stage}:v{version}:{ref.file_id}:{ref.rules_hash}"
+
+
+def is_transient(_task: Task[..., Any], _run: TaskRun, state: State[Any]) -> bool:
+    """Retry only errors that may pass: a terminal error or a bug fails at once."""
+    try:
+        state.result()
+    except TransientError:
+        return True
+    except BaseException:  # noqa: BLE001 - anything else is not worth a retry
+        return False
+    return False
+
+
+def _cache_key(stage: str, version: int) -> Callable[[TaskRunContext, dict[str, Any]], str]:
+    def key(_context: TaskRunContext, parameters: dict[str, Any]) -> str:
+        return result_key(stage, version, parameters["ref"])
+
+    return key
+
+
+def stage_task(
+    stage: str, version: int, *, cached: bool = True
+) -> Callable[[Callable[P, R]], Task[P, R]]:
+    """`@stage_task("read", 1)`: a task named after its stage with Sluice's retry policy."""
+    settings = get_settings()
+    options: dict[str, Any] = dict(
+        name=stage,
+        retries=settings.retries,
+        retry_delay_seconds=exponential_backoff(backoff_factor=settings.retry_backoff_s),
+        retry_jitter_factor=0.5,
+        retry_condition_fn=is_transient,
+    )
+    if cached:
+        options |= dict(
+            persist_result=True,
+            result_storage=RESULTS_SLUG,
+            cache_key_fn=_cache_key(stage, version),
+            cache_expiration=timedelta(seconds=settings.result_ttl_s),
+        )
+    else:
+        options |= dict(persist_result=False)
+
+    def decorate(fn: Callable[P, R]) -> Task[P, R]:
+        return task(**options)(fn)
+
+    return decorate

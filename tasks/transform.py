@@ -1,0 +1,18 @@
+"""transform: apply the inferred types and target names; stage the exact rows load will COPY."""
+
+from __future__ import annotations
+
+from sluice import transform as stage
+from sluice.contracts import FileRef, InferredSchema, Staged
+from sluice.datasets import load_rules
+from sluice.errors import translating
+from sluice.settings import get_settings
+from tasks.policy import stage_task
+
+
+@stage_task("transform", 1)
+def transform(ref: FileRef, enriched: Staged, schema: InferredSchema) -> Staged:
+    settings = get_settings()
+    with translating(file=ref.path, stage="transform"):
+        rules = load_rules(settings.datasets, ref.dataset)
+        return stage.run(ref, enriched, schema, rules, settings.staging, settings.batch_rows)

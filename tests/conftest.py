@@ -1,0 +1,31 @@
+"""Test configuration: isolated settings for this session, set before any Sluice module reads them.
+
+Services tests use the local Redis and PostgreSQL+TimescaleDB that `scripts/services.sh up`
+starts, with a database and a Redis DB of their own. Without the services they are skipped
+loudly, or fail when SLUICE_REQUIRE_SERVICES=1 (as `make test` and CI set it).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+_HOME = Path(tempfile.mkdtemp(prefix="sluice-test-"))
+TEST_DB = f"sluice_test_{os.getpid()}"
+ADMIN_DSN = os.environ.get(
+    "SLUICE_TEST_ADMIN_URL", "postgresql://postgres@127.0.0.1:55432/postgres"
+)
+os.environ.update(
+    SLUICE_HOME=str(_HOME),
+    SLUICE_DATABASE_URL=f"postgresql://sluice@127.0.0.1:55432/{TEST_DB}",
+    SLUICE_REDIS_URL=os.environ.get("SLUICE_TEST_REDIS_URL", "redis://127.0.0.1:56379/15"),
+    SLUICE_DATASETS=str(_HOME / "datasets.yaml"),
+    SLUICE_PREFECT_API_URL="http://127.0.0.1:9/api",  # never a developer's running server
+    SLUICE_RETRIES="2",
+    SLUICE_RETRY_BACKOFF_S="0.1",
+    SLUICE_LOCK_TIMEOUT_S="1",
+    PREFECT_SERVER_ANALYTICS_ENABLED="false",
+)
+
+pytest_plugins = ["tests.fix_services", "tests.fix_prefect"]

@@ -1,0 +1,76 @@
+"""Fixtures for the real services: a fresh database with TimescaleDB, a Redis DB, a clean home."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+import redis
+from psycopg import sql
+
+from sluice.settings import Settings, get_settings
+from tests.conftest import ADMIN_DSN, TEST_DB
+
+
+def _unavailable(reason: str) -> None:
+    message = f"{reason}; start them with `bash scripts/services.sh up redis postgres`"
+    if os.environ.get("SLUICE_REQUIRE_SERVICES") == "1":
+        pytest.fail(message, pytrace=False)
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def settings() -> Settings:
+    return get_settings()
+
+
+@pytest.fixture(scope="session")
+def database(settings: Settings) -> Iterator[str]:
+    """A database of this test session, owned by the `sluice` role, with TimescaleDB."""
+    try:
+        admin = psycopg.connect(ADMIN_DSN, autocommit=True, connect_timeout=3)
+    except psycopg.OperationalError as exc:
+        _unavailable(f"PostgreSQL is not reachable ({exc})")
+    with admin:
+        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(TEST_DB)))
+        admin.execute(sql.SQL("CREATE DATABASE {} OWNER sluice").format(sql.Identifier(TEST_DB)))
+    with psycopg.connect(ADMIN_DSN.rsplit("/", 1)[0] + f"/{TEST_DB}", autocommit=True) as conn:
+        conn.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
+    yield settings.dsn()
+    with psycopg.connect(ADMIN_DSN, autocommit=True) as admin:
+        admin.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(TEST_DB))
+        )
+
+
+@pytest.fixture(scope="session")
+def redis_client(settings: Settings) -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(settings.redis_url.get_secret_value(), socket_connect_timeout=3)
+    try:
+        client.ping()
+    except redis.exceptions.ConnectionError as exc:
+        _unavailable(f"Redis is not reachable ({exc})")
+    client.flushdb()
+    yield client
+    client.flushdb()
+    client.close()
+
+
+@pytest.fixture
+def db(database: str) -> Iterator[psycopg.Connection[tuple[object, ...]]]:
+    with psycopg.connect(database, autocommit=True) as conn:
+        yield conn
+
+
+@pytest.fixture
+def home(settings: Settings) -> Iterator[Path]:
+    """SLUICE_HOME emptied before each test (inbox, staging, quarantine)."""
+    for name in ("inbox", "staging", "quarantine"):
+        shutil.rmtree(settings.home / name, ignore_errors=True)
+        (settings.home / name).mkdir(parents=True)
+    settings.datasets.unlink(missing_ok=True)
+    yield settings.home

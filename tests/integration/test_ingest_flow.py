@@ -1,0 +1,172 @@
+"""The ingest-file flow end to end: real Redis and TimescaleDB, Prefect's ephemeral API."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+import redis
+from psycopg import sql
+
+from sluice.checkpoints import DEAD_LETTERS
+from sluice.settings import Settings
+from tests.data import START, weather_csv
+
+pytestmark = [pytest.mark.services, pytest.mark.flow]
+
+
+@pytest.fixture
+def ingest(prefect_api: None, database: str, redis_client: redis.Redis, home: Path) -> Any:
+    from flows.ingest_file import ingest_file
+
+    def run(path: Path, dataset: str | None = None) -> Any:
+        return ingest_file(path=str(path), dataset=dataset, return_state=True)
+
+    return run
+
+
+def _count(db: psycopg.Connection[Any], table: str, where: str = "TRUE") -> int:
+    row = db.execute(
+        sql.SQL("SELECT count(*) FROM {} WHERE " + where).format(sql.Identifier("public", table))
+    ).fetchone()
+    return int(row[0]) if row else 0
+
+
+def _task_states(flow_run_id: Any) -> dict[str, str]:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    async def read() -> dict[str, str]:
+        async with get_client() as client:
+            runs = await client.read_task_runs(
+                flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id]))
+            )
+        return {r.task_key.split("-")[0]: r.state.name for r in runs if r.state}
+
+    return asyncio.run(read())
+
+
+def test_csv_becomes_a_hypertable_with_a_ledger_row(ingest: Any, db: Any, home: Path) -> None:
+    path = weather_csv(home / "inbox" / "weather" / "day1.csv", rows=3000)
+
+    state = ingest(path)
+
+    assert state.is_completed(), state.message
+    outcome = state.result()
+    assert (outcome.outcome, outcome.rows, outcome.table) == ("loaded", 3000, "public.weather")
+    assert _count(db, "weather") == 3000
+    assert _count(db, "weather", "air_temp_c IS NULL") == 300  # every `NA` cell
+    types = dict(
+        db.execute(
+            "SELECT column_name, data_type FROM information_schema.columns "
+            "WHERE table_schema = 'public' AND table_name = 'weather'"
+        ).fetchall()
+    )
+    assert types == {
+        "timestamp": "timestamp with time zone",
+        "station_id": "bigint",
+        "air_temp_c": "double precision",
+        "humidity": "bigint",
+        "note": "text",
+        "_file_id": "text",
+        "_row": "bigint",
+        "_ingested_at": "timestamp with time zone",
+    }
+    dims = db.execute(
+        "SELECT column_name FROM timescaledb_information.dimensions "
+        "WHERE hypertable_schema = 'public' AND hypertable_name = 'weather'"
+    ).fetchall()
+    assert dims == [("timestamp",)]
+    ledger = db.execute("SELECT file_id, dataset, rows FROM sluice.files").fetchall()
+    assert ledger == [(outcome.file_id, "weather", 3000)]
+    first = db.execute(
+        "SELECT timestamp, _row FROM public.weather ORDER BY _row LIMIT 1"
+    ).fetchone()
+    assert first == (START, 1)
+    assert not (home / "staging" / outcome.file_id).exists()  # staging removed after commit
+
+
+def test_the_same_file_again_is_a_duplicate_and_changes_nothing(
+    ingest: Any, db: Any, home: Path
+) -> None:
+    path = weather_csv(home / "inbox" / "dup" / "a.csv", rows=500)
+    assert ingest(path).result().outcome == "loaded"
+    copy = home / "inbox" / "dup" / "a-again.csv"
+    copy.write_bytes(path.read_bytes())
+
+    again = ingest(copy).result()
+
+    assert again.outcome == "duplicate"
+    assert _count(db, "dup") == 500
+    assert db.execute("SELECT count(*) FROM sluice.files WHERE dataset = 'dup'").fetchone() == (1,)
+
+
+def test_a_load_that_failed_transiently_resumes_at_load(
+    ingest: Any, db: Any, home: Path, settings: Settings
+) -> None:
+    """A lock held on the table makes load time out (transient) until the retries run out."""
+    assert ingest(weather_csv(home / "inbox" / "locked" / "1.csv", rows=200)).is_completed()
+    second = weather_csv(home / "inbox" / "locked" / "2.csv", rows=200)
+    with psycopg.connect(settings.dsn()) as holder:
+        holder.execute("LOCK TABLE public.locked IN ACCESS EXCLUSIVE MODE")
+        failed = ingest(second)
+        holder.rollback()
+
+    assert failed.is_failed()
+    assert "lock" in str(failed.result(raise_on_failure=False)).lower()
+    assert _count(db, "locked") == 200  # nothing of the failed load is visible
+    assert second.exists()  # a transient failure does not quarantine
+
+    resumed = ingest(second)
+
+    assert resumed.is_completed()
+    assert _count(db, "locked") == 400
+    states = _task_states(resumed.state_details.flow_run_id)
+    assert states["read"] == "Cached"
+    assert states["infer_schema"] == "Cached"
+    assert states["transform"] == "Cached"
+    assert states["load"] == "Completed"
+
+
+def test_a_malformed_file_is_quarantined_with_a_dead_letter(
+    ingest: Any, db: Any, home: Path, redis_client: redis.Redis
+) -> None:
+    bad = home / "inbox" / "broken" / "ragged.csv"
+    bad.parent.mkdir(parents=True)
+    bad.write_text("time,v\n2024-01-01T00:00:00Z,1\n2024-01-01T00:10:00Z,2,3\n")
+
+    state = ingest(bad)
+
+    assert state.is_failed()
+    message = str(state.result(raise_on_failure=False))
+    assert "ragged.csv" in message and "read" in message and "number of fields" in message
+    assert not bad.exists()
+    kept = list((home / "quarantine" / "broken").iterdir())
+    assert [p.name.split("-", 1)[1] for p in kept] == ["ragged.csv"]
+    letters = redis_client.xrange(DEAD_LETTERS)
+    fields = {k.decode(): v.decode() for k, v in letters[-1][1].items()}
+    assert (fields["stage"], fields["error"], fields["dataset"]) == (
+        "read",
+        "UnreadableFile",
+        "broken",
+    )
+    assert db.execute("SELECT to_regclass('public.broken')").fetchone() == (None,)
+
+
+def test_a_file_failing_validation_loads_nothing(ingest: Any, db: Any, home: Path) -> None:
+    path = home / "inbox" / "gaps" / "g.csv"
+    path.parent.mkdir(parents=True)
+    rows = [f"2024-01-01T00:{m:02d}:00Z,{m}" for m in range(50)] + [",99", ",98"]
+    path.write_text("ts,value\n" + "\n".join(rows) + "\n")
+
+    state = ingest(path)
+
+    assert state.is_failed()
+    message = str(state.result(raise_on_failure=False))
+    assert "validate" in message and "not_be_null" in message and "2" in message
+    assert db.execute("SELECT to_regclass('public.gaps')").fetchone() == (None,)
+    assert db.execute("SELECT count(*) FROM sluice.files WHERE dataset='gaps'").fetchone() == (0,)
+    assert list((home / "quarantine" / "gaps").iterdir())

@@ -1,0 +1,308 @@
+"""sluice.pgcopy against a slow, obviously correct encoder written here with struct."""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Sequence
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from sluice.contracts import PgType
+from sluice.pgcopy import HEADER, TRAILER, encode_batch, iter_copy_chunks
+
+PG_EPOCH = datetime(2000, 1, 1)
+ALL_TYPES: tuple[PgType, ...] = (
+    "boolean",
+    "bigint",
+    "double precision",
+    "text",
+    "date",
+    "timestamp",
+    "timestamptz",
+)
+ARROW_TYPE: dict[PgType, pa.DataType] = {
+    "boolean": pa.bool_(),
+    "bigint": pa.int64(),
+    "double precision": pa.float64(),
+    "text": pa.string(),
+    "date": pa.date32(),
+    "timestamp": pa.timestamp("us"),
+    "timestamptz": pa.timestamp("us", tz="UTC"),
+}
+
+
+def ref_payload(value: Any, pg_type: PgType) -> bytes:
+    if pg_type == "boolean":
+        return b"\x01" if value else b"\x00"
+    if pg_type == "bigint":
+        return struct.pack(">q", value)
+    if pg_type == "double precision":
+        return struct.pack(">d", value)
+    if pg_type == "text":
+        return str(value).encode("utf-8")
+    if pg_type == "date":
+        return struct.pack(">i", (value - PG_EPOCH.date()).days)
+    epoch = PG_EPOCH.replace(tzinfo=UTC) if value.tzinfo is not None else PG_EPOCH
+    return struct.pack(">q", (value - epoch) // timedelta(microseconds=1))
+
+
+def reference(batch: pa.RecordBatch, types: Sequence[PgType]) -> bytes:
+    """One tuple per row, one field per value, exactly as the PostgreSQL docs describe."""
+    columns = [column.to_pylist() for column in batch.columns]
+    out = bytearray()
+    for i in range(batch.num_rows):
+        out += struct.pack(">h", len(types))
+        for values, pg_type in zip(columns, types, strict=True):
+            if values[i] is None:
+                out += struct.pack(">i", -1)
+            else:
+                payload = ref_payload(values[i], pg_type)
+                out += struct.pack(">i", len(payload)) + payload
+    return bytes(out)
+
+
+def assert_matches(batch: pa.RecordBatch, types: Sequence[PgType]) -> None:
+    assert encode_batch(batch, types) == reference(batch, types)
+
+
+def make_batch(columns: dict[str, tuple[PgType, list[Any]]]) -> pa.RecordBatch:
+    arrays = [pa.array(values, ARROW_TYPE[t]) for t, values in columns.values()]
+    return pa.RecordBatch.from_arrays(arrays, names=list(columns))
+
+
+def sample_batch() -> tuple[pa.RecordBatch, tuple[PgType, ...]]:
+    """Ten rows of every type, with nulls in every column and one all-null row."""
+    ts = datetime(2024, 5, 17, 13, 45, 1, 123456)
+    columns: dict[str, tuple[PgType, list[Any]]] = {
+        "b": ("boolean", [True, False, None, True, False, True, None, False, True, None]),
+        "i": ("bigint", [0, -1, 2**63 - 1, -(2**63), None, 42, 7, None, 1, None]),
+        "f": ("double precision", [0.0, -0.0, 1.5, None, float("inf"), -1e300, 3.25, 1e-310,
+                                   float("-inf"), None]),
+        "t": ("text", ["", "abc", None, "héllo wörld", "日本語テキスト", "🙂", "x" * 300, None,
+                       "tab\tnew\nline", None]),
+        "d": ("date", [date(2000, 1, 1), date(1999, 12, 31), date(1970, 1, 1), None,
+                       date(1, 1, 1), date(9999, 12, 31), date(2024, 2, 29), None,
+                       date(1900, 3, 1), None]),
+        "ts": ("timestamp", [PG_EPOCH, PG_EPOCH - timedelta(microseconds=1), None, ts,
+                             datetime(1969, 7, 20, 20, 17, 40), datetime(1, 1, 1),
+                             datetime(9999, 12, 31, 23, 59, 59, 999999), None,
+                             datetime(1999, 12, 31, 23, 59, 59, 500000), None]),
+        "tz": ("timestamptz", [ts.replace(tzinfo=UTC), None, PG_EPOCH.replace(tzinfo=UTC),
+                               datetime(1950, 6, 1, 0, 0, 0, 1, tzinfo=UTC),
+                               datetime(1, 1, 1, tzinfo=UTC), None,
+                               datetime(2038, 1, 19, 3, 14, 8, tzinfo=UTC),
+                               datetime(1999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
+                               datetime(1970, 1, 1, tzinfo=UTC), None]),
+    }  # fmt: skip
+    return make_batch(columns), tuple(t for t, _ in columns.values())
+
+
+def test_header_and_trailer_are_the_documented_bytes() -> None:
+    assert HEADER == b"PGCOPY\n\xff\r\n\x00" + struct.pack(">ii", 0, 0)
+    assert len(HEADER) == 19
+    assert TRAILER == struct.pack(">h", -1)
+
+
+def test_known_bytes_independent_of_the_reference() -> None:
+    batch = make_batch({
+        "b": ("boolean", [True]),
+        "i": ("bigint", [1]),
+        "f": ("double precision", [1.0]),
+        "t": ("text", ["é"]),
+        "d": ("date", [date(2000, 1, 2)]),
+        "ts": ("timestamp", [datetime(2000, 1, 1, 0, 0, 1)]),
+        "tz": ("timestamptz", [None]),
+    })  # fmt: skip
+    expected = (
+        b"\x00\x07"
+        + b"\x00\x00\x00\x01\x01"
+        + b"\x00\x00\x00\x08\x00\x00\x00\x00\x00\x00\x00\x01"
+        + b"\x00\x00\x00\x08\x3f\xf0\x00\x00\x00\x00\x00\x00"
+        + b"\x00\x00\x00\x02\xc3\xa9"
+        + b"\x00\x00\x00\x04\x00\x00\x00\x01"
+        + b"\x00\x00\x00\x08\x00\x00\x00\x00\x00\x0f\x42\x40"
+        + b"\xff\xff\xff\xff"
+    )
+    assert encode_batch(batch, ALL_TYPES) == expected
+
+
+def test_every_type_with_nulls_matches_reference() -> None:
+    batch, types = sample_batch()
+    assert_matches(batch, types)
+
+
+def test_every_type_without_nulls_matches_reference() -> None:
+    batch, types = sample_batch()
+    clean = batch.take(pa.array([0, 1, 5, 6]))
+    clean = pa.RecordBatch.from_arrays(
+        [c.fill_null(c.drop_null()[0]) for c in clean.columns], names=clean.schema.names
+    )
+    assert all(c.null_count == 0 for c in clean.columns)
+    assert_matches(clean, types)
+
+
+@pytest.mark.parametrize(("start", "length"), [(3, 5), (0, 1), (9, 1), (1, 9), (4, 0)])
+def test_sliced_batches(start: int, length: int) -> None:
+    batch, types = sample_batch()
+    sliced = batch.slice(start, length)
+    assert_matches(sliced, types)
+    before, encoded = encode_batch(batch.slice(0, start), types), encode_batch(sliced, types)
+    assert encode_batch(batch, types)[len(before) : len(before) + len(encoded)] == encoded
+
+
+def test_columns_with_different_offsets_and_chunked_tables() -> None:
+    batch, types = sample_batch()
+    arrays = [column.slice(i, 4) for i, column in enumerate(batch.columns)]
+    assert_matches(pa.RecordBatch.from_arrays(arrays, names=batch.schema.names), types)
+    table = pa.Table.from_batches([batch.slice(0, 3), batch.slice(3, 7), batch.slice(2, 2)])
+    for piece in table.slice(1, 8).to_batches():
+        assert_matches(piece, types)
+
+
+def test_empty_batch() -> None:
+    batch, types = sample_batch()
+    assert encode_batch(batch.slice(0, 0), types) == b""
+    empty = pa.RecordBatch.from_arrays([pa.array([], ARROW_TYPE[t]) for t in ALL_TYPES],
+                                       names=list(ALL_TYPES))  # fmt: skip
+    assert encode_batch(empty, ALL_TYPES) == b""
+    assert b"".join(iter_copy_chunks([empty], ALL_TYPES)) == HEADER + TRAILER
+
+
+def test_large_string_and_time_zones() -> None:
+    instant = datetime(1987, 3, 4, 5, 6, 7, 890123, tzinfo=UTC)
+    text = pa.array(["ünïcode", None, "", "plain"], pa.large_string())
+    batch = pa.RecordBatch.from_arrays(
+        [
+            text,
+            pa.array([instant] * 4, pa.timestamp("us", tz="UTC")),
+            pa.array([instant] * 4, pa.timestamp("us", tz="Europe/Paris")),
+            pa.array([instant] * 4, pa.timestamp("us", tz="-05:00")),
+        ],
+        names=["t", "utc", "paris", "minus5"],
+    )
+    types: tuple[PgType, ...] = ("text", "timestamptz", "timestamptz", "timestamptz")
+    assert_matches(batch.slice(1), types)
+    encoded = encode_batch(batch.slice(0, 1), types)
+    field = encoded[-12:]
+    assert encoded[-24:-12] == field and encoded[-36:-24] == field  # same instant, any zone
+
+
+def test_null_slot_with_bytes_behind_it_is_still_null() -> None:
+    """Arrow allows a null string slot to span bytes; they must not leak into the output."""
+    offsets = pa.py_buffer(np.array([0, 2, 5, 6], dtype=np.int32))
+    validity = pa.py_buffer(np.packbits([1, 0, 1], bitorder="little"))
+    text = pa.Array.from_buffers(pa.string(), 3, [validity, offsets, pa.py_buffer(b"abXYZc")])
+    assert text.to_pylist() == ["ab", None, "c"]
+    batch = pa.RecordBatch.from_arrays([text], names=["t"])
+    assert encode_batch(batch, ["text"]) == reference(batch, ["text"])
+    assert b"XYZ" not in encode_batch(batch, ["text"])
+
+
+def test_iter_copy_chunks_frames_each_batch() -> None:
+    batch, types = sample_batch()
+    pieces = [batch.slice(0, 4), batch.slice(4, 0), batch.slice(4)]
+    chunks = list(iter_copy_chunks(iter(pieces), types))
+    assert chunks[0] == HEADER and chunks[-1] == TRAILER
+    assert chunks[1:-1] == [reference(p, types) for p in pieces]
+    assert b"".join(chunks[1:-1]) == reference(batch, types)
+
+
+@pytest.mark.parametrize(
+    ("arrow_type", "pg_type"),
+    [
+        (pa.int32(), "bigint"),
+        (pa.float32(), "double precision"),
+        (pa.int64(), "double precision"),
+        (pa.binary(), "text"),
+        (pa.int64(), "text"),
+        (pa.date64(), "date"),
+        (pa.timestamp("ns"), "timestamp"),
+        (pa.timestamp("ms"), "timestamp"),
+        (pa.timestamp("us", tz="UTC"), "timestamp"),
+        (pa.timestamp("us"), "timestamptz"),
+        (pa.timestamp("ns", tz="UTC"), "timestamptz"),
+        (pa.string(), "boolean"),
+        (pa.int64(), "numeric"),
+    ],
+)
+def test_unexpected_arrow_type_raises_type_error(arrow_type: pa.DataType, pg_type: str) -> None:
+    batch = pa.RecordBatch.from_arrays([pa.array([None], arrow_type)], names=["col"])
+    with pytest.raises(TypeError, match=r"column 'col'.*cast"):
+        encode_batch(batch, [pg_type])  # type: ignore[list-item]
+
+
+def test_type_count_must_match_columns() -> None:
+    batch, types = sample_batch()
+    with pytest.raises(ValueError, match="7 columns"):
+        encode_batch(batch, types[:-1])
+
+
+def random_column(rng: np.random.Generator, pg_type: PgType, n: int) -> pa.Array:
+    """n random values (with random nulls) of the Arrow type expected for pg_type."""
+    mask = rng.random(n) < rng.choice([0.0, 0.3, 1.0])
+    if pg_type == "text":
+        alphabet = list("abcxyz é€🙂\t,\"'\\")
+        words = ["".join(rng.choice(alphabet, size=rng.integers(0, 12))) for _ in range(n)]
+        return pa.array(words, rng.choice([pa.string(), pa.large_string()]), mask=mask)
+    if pg_type == "boolean":
+        return pa.array(rng.random(n) < 0.5, mask=mask)
+    if pg_type == "double precision":
+        return pa.array(rng.standard_normal(n) * 10.0 ** rng.integers(-300, 300, n), mask=mask)
+    if pg_type == "date":
+        return pa.array(rng.integers(-719_162, 2_932_896, n, dtype=np.int32), pa.int32(),
+                        mask=mask).view(pa.date32())  # fmt: skip
+    if pg_type == "bigint":
+        return pa.array(rng.integers(-(2**63), 2**63 - 1, n, dtype=np.int64), mask=mask)
+    micros = rng.integers(-62_135_596_800 * 10**6, 253_402_300_799 * 10**6, n, dtype=np.int64)
+    tz = "Asia/Kolkata" if pg_type == "timestamptz" else None
+    return pa.array(micros, pa.int64(), mask=mask).view(pa.timestamp("us", tz=tz))
+
+
+@pytest.mark.parametrize("seed", range(60))
+def test_random_batches_match_reference(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    types: list[PgType] = [rng.choice(ALL_TYPES) for _ in range(rng.integers(1, 9))]
+    n = int(rng.integers(0, 200))
+    arrays = [random_column(rng, t, n) for t in types]
+    batch = pa.RecordBatch.from_arrays(arrays, names=[f"c{i}" for i in range(len(types))])
+    start = int(rng.integers(0, n + 1))
+    sliced = batch.slice(start, int(rng.integers(0, n - start + 1)))
+    assert_matches(batch, types)
+    assert_matches(sliced, types)
+
+
+VALUES: dict[PgType, st.SearchStrategy[Any]] = {
+    "boolean": st.booleans(),
+    "bigint": st.integers(-(2**63), 2**63 - 1),
+    "double precision": st.floats(),
+    "text": st.text(),
+    "date": st.dates(),
+    "timestamp": st.datetimes(),
+    "timestamptz": st.datetimes(timezones=st.just(UTC)),
+}
+
+
+@st.composite
+def batches(draw: st.DrawFn) -> tuple[pa.RecordBatch, list[PgType]]:
+    """A random batch of random column types (nulls included), often sliced."""
+    types = draw(st.lists(st.sampled_from(ALL_TYPES), min_size=1, max_size=8))
+    n = draw(st.integers(0, 30))
+    arrays = [
+        pa.array(draw(st.lists(st.none() | VALUES[t], min_size=n, max_size=n)), ARROW_TYPE[t])
+        for t in types
+    ]
+    batch = pa.RecordBatch.from_arrays(arrays, names=[f"c{i}" for i in range(len(types))])
+    start = draw(st.integers(0, n))
+    return batch.slice(start, draw(st.integers(0, n - start))), types
+
+
+@settings(max_examples=200, deadline=None)
+@given(batches())
+def test_hypothesis_batches_match_reference(case: tuple[pa.RecordBatch, list[PgType]]) -> None:
+    assert_matches(*case)

@@ -1,0 +1,447 @@
+"""The Great Expectations gate, with real GX (no mocks) on small Arrow tables.
+
+GX is imported once for the whole module (the `gx` fixture): the first validation of a process
+pays seconds for the import; every test after it reuses the same ephemeral context.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator, Sequence
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pytest
+
+from sluice import validate
+from sluice.contracts import Column, Expectation, InferredSchema, Staged
+from sluice.datasets import DatasetRules
+from sluice.errors import SchemaConflict, TerminalError, ValidationFailed
+from sluice.staging import write_batches
+from sluice.validate import baseline_suite, load_suite, validate_table
+
+ROOT = Path(__file__).resolve().parents[2]
+T0 = datetime(2024, 1, 1, tzinfo=UTC)
+SCHEMA = InferredSchema(
+    columns=(
+        Column("Time", "ts", "timestamptz", nullable=False),
+        Column("Station", "station", "bigint", nullable=False),
+        Column("Temp", "temp", "double precision", nullable=True),
+        Column("Note", "note", "text", nullable=True),
+    ),
+    time_column="ts",
+)
+
+
+@pytest.fixture(scope="module")
+def gx() -> Iterator[None]:
+    """Import GX and build its context once for the module (a no-op after the first time)."""
+    validate._runtime()
+    yield
+
+
+pytestmark = pytest.mark.usefixtures("gx")
+
+
+def _table(n: int = 6, **overrides: pa.Array | list[Any]) -> pa.Table:
+    """`n` clean rows of SCHEMA's shape (unique ts and station), with columns replaced."""
+    columns: dict[str, Any] = {
+        "ts": pa.array([T0 + timedelta(minutes=i) for i in range(n)], pa.timestamp("us", "UTC")),
+        "station": pa.array(range(n), pa.int64()),
+        "temp": pa.array([10.0 + i for i in range(n)], pa.float64()),
+        "note": pa.array([f"n{i}" for i in range(n)], pa.string()),
+    }
+    for name, values in overrides.items():
+        kind = columns[name].type if name in columns else None
+        columns[name] = values if isinstance(values, pa.Array) else pa.array(values, kind)
+    return pa.table(columns)
+
+
+def _result(report: Any, type_: str, column: str | None = None) -> Any:
+    """The one result of this expectation type (on `column`, where given)."""
+    (found,) = [
+        r
+        for r in report.results
+        if r.expectation.type == type_ and column in (None, r.expectation.column)
+    ]
+    return found
+
+
+def _stamp(
+    year: int, month: int, day: int, hour: int = 0, minute: int = 0, sec: int = 0
+) -> datetime:
+    return datetime(year, month, day, hour, minute, sec, tzinfo=UTC)
+
+
+# --- import cost and suites as data ------------------------------------------------------------
+
+
+def test_importing_the_module_loads_neither_great_expectations_nor_pandas() -> None:
+    code = (
+        "import sys, sluice.validate; "
+        "print(sorted({'great_expectations', 'pandas'} & {m.split('.')[0] for m in sys.modules}))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == "[]"
+
+
+def test_the_baseline_follows_the_schema_and_the_key() -> None:
+    suite = baseline_suite(SCHEMA, key=("station",))
+
+    assert [(e.type, e.column) for e in suite] == [
+        ("expect_table_row_count_to_be_between", None),
+        ("expect_column_values_to_not_be_null", "ts"),
+        ("expect_column_values_to_not_be_null", "station"),
+        ("expect_column_values_to_be_unique", "station"),
+        ("expect_column_values_to_be_between", "ts"),
+    ]
+    assert dict(suite[-1].kwargs)["min_value"] == datetime(1900, 1, 1, tzinfo=UTC)
+    assert {e.severity for e in suite} == {"error"}
+    compound = baseline_suite(SCHEMA, key=("ts", "station"))
+    assert ("column_list", ("ts", "station")) in compound[-2].kwargs
+    with pytest.raises(ValueError, match="nope"):
+        baseline_suite(SCHEMA, key=("nope",))
+
+
+# --- validate_table -----------------------------------------------------------------------------
+
+
+def test_a_clean_table_passes_the_baseline() -> None:
+    report = validate_table(_table(), baseline_suite(SCHEMA, key=("ts", "station")))
+
+    assert report.success and report.rows == 6
+    assert len(report.results) == 5
+    assert all(r.success and r.unexpected_count == 0 and r.sample == () for r in report.results)
+
+
+def test_nulls_in_the_time_column_fail_with_their_count_and_a_plain_sample() -> None:
+    times = [T0, None, T0 + timedelta(1), None, None, T0 + timedelta(2)]
+    report = validate_table(_table(ts=times), baseline_suite(SCHEMA))
+
+    not_null = [r for r in report.failures if r.expectation.column == "ts"]
+    assert [r.expectation.type for r in not_null] == ["expect_column_values_to_not_be_null"]
+    assert not_null[0].unexpected_count == 3
+    assert not_null[0].sample == ("null",)
+    assert _result(report, "expect_column_values_to_be_between").success  # nulls are not a range
+    assert not report.success
+
+
+def test_duplicate_key_values_fail_uniqueness_with_their_count() -> None:
+    table = _table(station=[1, 2, 2, 3, 3, 3])
+    report = validate_table(table, baseline_suite(SCHEMA, key=("station",)))
+
+    unique = _result(report, "expect_column_values_to_be_unique")
+    assert not unique.success and not report.success
+    assert unique.unexpected_count == 5  # every row whose value occurs more than once
+    assert unique.sample == ("2", "3")
+
+
+def test_a_compound_key_fails_only_on_repeated_combinations() -> None:
+    d1, d2, d3 = _stamp(2024, 1, 1), _stamp(2024, 1, 2), _stamp(2024, 1, 3)
+    times = [d1, d1, d2, d2, d1, d3]  # neither column is unique on its own
+    suite = baseline_suite(SCHEMA, ("ts", "station"))
+
+    report = validate_table(_table(ts=times, station=[1, 2, 1, 2, 1, 1]), suite)
+
+    compound = _result(report, "expect_compound_columns_to_be_unique")
+    assert not compound.success and not report.success
+    assert compound.unexpected_count == 2  # (d1, 1) at rows 0 and 4
+    assert compound.sample == ("ts=2024-01-01T00:00:00+00:00, station=1",)
+    assert validate_table(_table(ts=times, station=[1, 2, 1, 2, 3, 1]), suite).success
+
+
+def test_a_failed_warning_is_reported_but_keeps_the_report_successful() -> None:
+    warn = Expectation(
+        "expect_column_values_to_be_between",
+        (("column", "temp"), ("min_value", -10.0), ("max_value", 12.0)),
+        severity="warn",
+    )
+    report = validate_table(_table(), (*baseline_suite(SCHEMA), warn))
+
+    result = report.results[-1]
+    assert result.expectation is warn
+    assert not result.success and result.unexpected_count == 3
+    assert result.sample == ("13.0", "14.0", "15.0")
+    assert report.success and report.failures == ()
+
+
+def test_times_outside_1900_to_2200_fail_the_range_check() -> None:
+    times = [
+        _stamp(1899, 12, 31, 23, 59, 59),
+        _stamp(1900, 1, 1),  # bounds are inclusive
+        _stamp(2024, 6, 1),
+        _stamp(2200, 1, 1),
+        _stamp(2200, 1, 1, 0, 0, 1),
+        _stamp(9999, 1, 1),
+    ]
+    report = validate_table(_table(ts=times), baseline_suite(SCHEMA))
+
+    between = _result(report, "expect_column_values_to_be_between")
+    assert not between.success and report.failures == (between,)
+    assert between.unexpected_count == 3
+    assert between.sample == (
+        "1899-12-31T23:59:59+00:00",
+        "2200-01-01T00:00:01+00:00",
+        "9999-01-01T00:00:00+00:00",
+    )
+
+
+@pytest.mark.parametrize(
+    ("pg_type", "arrow_type", "values"),
+    [
+        ("timestamp", pa.timestamp("us"), [datetime(1850, 1, 1), datetime(2024, 1, 1)]),
+        ("timestamp", pa.timestamp("ms"), [datetime(1850, 1, 1), datetime(2024, 1, 1)]),
+        ("date", pa.date32(), [date(1850, 1, 1), date(2024, 1, 1)]),
+    ],
+)
+def test_the_range_check_works_on_naive_timestamps_and_dates(
+    pg_type: Any, arrow_type: pa.DataType, values: list[Any]
+) -> None:
+    schema = InferredSchema((Column("t", "t", pg_type, False),), "t")
+    table = pa.table({"t": pa.array(values, arrow_type)})
+    report = validate_table(table, baseline_suite(schema))
+
+    between = _result(report, "expect_column_values_to_be_between")
+    assert (between.success, between.unexpected_count) == (False, 1)
+    assert between.sample[0].startswith("1850-01-01")
+
+
+def test_iso_string_and_naive_bounds_compare_with_a_utc_column() -> None:
+    times = [_stamp(2024, 1, 1), _stamp(2024, 1, 2, 12)]
+    suite = [
+        Expectation(
+            "expect_column_values_to_be_between",
+            (("column", "ts"), ("min_value", low), ("max_value", high)),
+        )
+        for low, high in [
+            ("2024-01-01", "2024-01-02T00:00:00Z"),
+            (datetime(2024, 1, 1), datetime(2024, 1, 3)),  # naive: UTC
+            (date(2024, 1, 1), "2024-01-02T13:00:00+01:00"),
+        ]
+    ]
+    report = validate_table(_table(n=2, ts=times), suite)
+
+    assert [(r.success, r.unexpected_count) for r in report.results] == [
+        (False, 1),
+        (True, 0),
+        (True, 0),
+    ]
+
+
+def test_nullable_big_integers_stay_exact() -> None:
+    big = 2**60
+    report = validate_table(
+        _table(n=3, station=[big, big + 1, None]),
+        [Expectation("expect_column_values_to_be_unique", (("column", "station"),))],
+    )
+    assert report.success  # as float64 both would be 2**60 and "duplicates"
+
+
+def test_an_empty_table_fails_the_row_count() -> None:
+    report = validate_table(_table(n=0), baseline_suite(SCHEMA))
+
+    assert report.rows == 0
+    assert [r.expectation.type for r in report.failures] == ["expect_table_row_count_to_be_between"]
+    assert report.failures[0].sample == ("observed 0",)
+
+
+def test_a_missing_column_fails_its_expectation_with_the_reason() -> None:
+    missing = Expectation("expect_column_values_to_not_be_null", (("column", "nope"),))
+    report = validate_table(_table(), [missing])
+
+    (result,) = report.results
+    assert not result.success
+    assert result.sample[0].startswith("error: ") and "nope" in result.sample[0]
+
+
+def test_an_unknown_expectation_type_raises_naming_it() -> None:
+    bogus = Expectation("expect_column_values_to_be_purple", (("column", "note"),))
+    with pytest.raises(ValueError, match="expect_column_values_to_be_purple"):
+        validate_table(_table(), [*baseline_suite(SCHEMA), bogus])
+
+
+def test_kwargs_gx_rejects_raise_naming_the_type() -> None:
+    bad = Expectation("expect_column_values_to_be_between", (("colum", "temp"),))
+    with pytest.raises(ValueError, match="expect_column_values_to_be_between"):
+        validate_table(_table(), [bad])
+
+
+def test_repeated_validations_reuse_one_context_and_keep_no_data() -> None:
+    runtime = validate._runtime()
+    suite = baseline_suite(SCHEMA)
+    with_nulls = validate_table(_table(ts=[None] * 6), suite)
+    clean = validate_table(_table(), suite)
+    fewer_nulls = validate_table(_table(ts=[T0, None, T0, T0, T0, T0]), suite)
+
+    assert validate._runtime() is runtime
+    assert _result(with_nulls, "expect_column_values_to_not_be_null", "ts").unexpected_count == 6
+    assert clean.success
+    assert _result(fewer_nulls, "expect_column_values_to_not_be_null", "ts").unexpected_count == 1
+    engine = runtime.datasource.get_execution_engine()
+    assert engine.batch_manager.batch_data_cache == {}
+    assert len(runtime.datasource.assets) == 1
+
+
+def test_concurrent_validations_do_not_mix_their_data() -> None:
+    suite = baseline_suite(SCHEMA)
+    counts: dict[int, int] = {}
+
+    def work(nulls: int) -> None:
+        report = validate_table(_table(n=50, ts=[None] * nulls + [T0] * (50 - nulls)), suite)
+        counts[nulls] = _result(
+            report, "expect_column_values_to_not_be_null", "ts"
+        ).unexpected_count
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in (1, 2, 3, 4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert counts == {1: 1, 2: 2, 3: 3, 4: 4}
+
+
+# --- suite files ----------------------------------------------------------------------------
+
+
+def test_a_suite_file_round_trips_with_its_severities(tmp_path: Path) -> None:
+    path = tmp_path / "weather.json"
+    path.write_text(
+        json.dumps(
+            {
+                "name": "weather",
+                "id": None,
+                "expectations": [
+                    {
+                        "type": "expect_column_values_to_be_in_set",
+                        "kwargs": {"column": "note", "value_set": ["n0", "n1", "n2"]},
+                        "meta": {"severity": "warn"},
+                        "severity": "critical",
+                    },
+                    {
+                        "type": "expect_column_values_to_not_be_null",
+                        "kwargs": {"column": "temp", "mostly": 0.5},
+                        "meta": {},
+                    },
+                    {
+                        "type": "expect_column_max_to_be_between",
+                        "kwargs": {"column": "ts", "max_value": "2030-01-01T00:00:00Z"},
+                        "severity": "warning",
+                    },
+                ],
+                "meta": {"great_expectations_version": "1.24.1"},
+                "notes": None,
+            }
+        )
+    )
+
+    suite = load_suite(path)
+
+    assert suite == (
+        Expectation(
+            "expect_column_values_to_be_in_set",
+            (("column", "note"), ("value_set", ("n0", "n1", "n2"))),
+            "warn",
+        ),
+        Expectation("expect_column_values_to_not_be_null", (("column", "temp"), ("mostly", 0.5))),
+        Expectation(
+            "expect_column_max_to_be_between",
+            (("column", "ts"), ("max_value", "2030-01-01T00:00:00Z")),
+            "warn",
+        ),
+    )
+    assert len(set(suite)) == 3  # hashable
+    report = validate_table(_table(), suite)
+    assert [(r.success, r.unexpected_count) for r in report.results] == [
+        (False, 3),
+        (True, 0),
+        (True, 0),
+    ]
+    assert report.success  # the one failure is a warning
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        "{not json",
+        "[]",
+        json.dumps({"name": "s"}),
+        json.dumps({"expectations": ["expect_column_values_to_not_be_null"]}),
+        json.dumps({"expectations": [{"kwargs": {"column": "a"}}]}),
+        json.dumps({"expectations": [{"type": "expect_x", "kwargs": ["a"]}]}),
+        json.dumps({"expectations": [{"type": "expect_x", "meta": {"severity": "fatal"}}]}),
+    ],
+)
+def test_a_malformed_suite_file_raises_naming_the_file(tmp_path: Path, content: str) -> None:
+    path = tmp_path / "broken-suite.json"
+    path.write_text(content)
+
+    with pytest.raises(ValueError, match="broken-suite.json"):
+        load_suite(path)
+
+
+# --- the stage ------------------------------------------------------------------------------
+
+
+def _raw(tmp_path: Path, rows: Sequence[tuple[str | None, str | None]]) -> Staged:
+    table = pa.table(
+        {
+            "ts": pa.array([r[0] for r in rows], pa.string()),
+            "value": pa.array([r[1] for r in rows], pa.string()),
+        }
+    )
+    return write_batches(tmp_path / "raw.parquet", table.schema, table.to_batches(max_chunksize=3))
+
+
+RAW_SCHEMA = InferredSchema(
+    (Column("Time", "ts", "timestamptz", True), Column("Value", "value", "bigint", True)), "ts"
+)
+
+
+def test_the_stage_fails_a_file_with_null_times_naming_expectation_and_count(
+    tmp_path: Path,
+) -> None:
+    rows = [(f"2024-01-01T00:{m:02d}:00Z", str(m)) for m in range(7)] + [(None, "9"), (None, "8")]
+    report = validate.run(_raw(tmp_path, rows), RAW_SCHEMA, DatasetRules("d", key=("Value",)), 4)
+
+    assert report.rows == 9 and not report.success
+    with pytest.raises(ValidationFailed) as info:
+        validate.check(report)
+    assert "expect_column_values_to_not_be_null(ts): 2 of 9 rows unexpected" in str(info.value)
+    rows_out = validate.report_rows(report)
+    assert [r["column"] for r in rows_out] == ["table", "ts", "value", "ts"]
+    assert rows_out[1]["unexpected"] == 2 and rows_out[1]["sample"] == "null"
+
+
+def test_the_stage_passes_a_clean_file_and_adds_the_dataset_suite(tmp_path: Path) -> None:
+    suite = tmp_path / "suite.json"
+    check = {
+        "type": "expect_column_values_to_be_between",
+        "kwargs": {"column": "value", "max_value": 3},
+    }
+    suite.write_text(
+        json.dumps({"name": "d", "expectations": [{**check, "meta": {"severity": "warn"}}]})
+    )
+    rows = [("2024-01-01T00:00:00Z", "1"), ("2024-01-01T01:00:00+01:00", "5")]
+
+    report = validate.run(_raw(tmp_path, rows), RAW_SCHEMA, DatasetRules("d", suite=str(suite)), 4)
+
+    validate.check(report)  # does not raise: the only failure is a warning
+    assert report.results[-1].sample == ("5",)
+    assert not report.results[-1].success
+
+
+def test_the_stage_rejects_an_unknown_key_and_an_unusable_suite(tmp_path: Path) -> None:
+    raw = _raw(tmp_path, [("2024-01-01T00:00:00Z", "1")])
+    with pytest.raises(SchemaConflict, match="'Station'"):
+        validate.run(raw, RAW_SCHEMA, DatasetRules("d", key=("Station",)), 4)
+    suite = tmp_path / "s.json"
+    suite.write_text(json.dumps({"expectations": [{"type": "expect_the_unexpected"}]}))
+    with pytest.raises(TerminalError, match="expect_the_unexpected"):
+        validate.run(raw, RAW_SCHEMA, DatasetRules("d", suite=str(suite)), 4)
