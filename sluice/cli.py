@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 import urllib.request
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -48,26 +49,32 @@ def _use_local_prefect(settings: Settings) -> str | None:
     return settings.prefect_api_url
 
 
-def _quiet_prefect_console() -> None:
-    """Runs still log to the Prefect API (the UI); the terminal gets one line per file."""
-    os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
-    os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_FLOW_RUNS_LEVEL", "WARNING")
-    os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_TASK_RUNS_LEVEL", "WARNING")
+def _quiet_prefect_console(verbose: bool) -> None:
+    """Runs log to the Prefect API (the UI) in full; the terminal gets one line per file.
+
+    A failed run's traceback goes to the terminal only with --verbose: the line for the file
+    already says what failed, where, and what to do.
+    """
+    level = "INFO" if verbose else "CRITICAL"
+    for handler in ("CONSOLE", "CONSOLE_FLOW_RUNS", "CONSOLE_TASK_RUNS"):
+        os.environ.setdefault(f"PREFECT_LOGGING_HANDLERS_{handler}_LEVEL", level)
 
 
-def run_files(paths: list[Path], dataset: str | None) -> list[FileOutcome]:
-    """Run `ingest_file` for each path in this process; failures become `quarantined` outcomes."""
-    _quiet_prefect_console()
+def run_files(paths: list[Path], dataset: str | None, verbose: bool = False) -> list[FileOutcome]:
+    """Run `ingest_file` for each path in this process, printing each file's line as it ends."""
+    _quiet_prefect_console(verbose)
     from flows.ingest_file import ingest_file
 
     outcomes = []
     for path in paths:
+        started = time.perf_counter()
         state = ingest_file(path=str(path), dataset=dataset, return_state=True)
-        outcomes.append(_outcome(path, state))
+        outcomes.append(_outcome(path, state, time.perf_counter() - started))
+        _print(outcomes[-1])
     return outcomes
 
 
-def _outcome(path: Path, state: State[FileOutcome]) -> FileOutcome:
+def _outcome(path: Path, state: State[FileOutcome], seconds: float) -> FileOutcome:
     from sluice.errors import TerminalError
 
     result = state.result(raise_on_failure=False)
@@ -75,7 +82,9 @@ def _outcome(path: Path, state: State[FileOutcome]) -> FileOutcome:
         return result
     text = str(result) if isinstance(result, BaseException) else (state.message or state.name)
     kind: Outcome = "quarantined" if isinstance(result, TerminalError) else "failed"
-    return FileOutcome(path=str(path), outcome=kind, rows=0, file_id="", seconds=0.0, message=text)
+    return FileOutcome(
+        path=str(path), outcome=kind, rows=0, file_id="", seconds=seconds, message=text
+    )
 
 
 def _print(outcome: FileOutcome) -> None:
@@ -85,9 +94,10 @@ def _print(outcome: FileOutcome) -> None:
         f"{outcome.seconds:6.2f}s  {outcome.path}"
         + (f" -> {outcome.table}" if outcome.table else ""),
         highlight=False,
+        soft_wrap=True,
     )
     if outcome.message:
-        err.print(f"{outcome.path}: {outcome.message}", highlight=False, soft_wrap=True)
+        err.print(outcome.message, highlight=False, soft_wrap=True)
 
 
 @app.command()
@@ -99,13 +109,12 @@ def ingest(
             help="Dataset (table) name; default: the inbox subfolder, else the file's stem."
         ),
     ] = None,
+    verbose: Annotated[bool, typer.Option(help="Show Prefect's run logs here too.")] = False,
 ) -> None:
     """Ingest files now, in this process. Example: sluice ingest weather.csv --dataset weather"""
     settings = get_settings()
     _use_local_prefect(settings)
-    outcomes = run_files(paths, dataset)
-    for outcome in outcomes:
-        _print(outcome)
+    outcomes = run_files(paths, dataset, verbose)
     if any(o.outcome not in ("loaded", "duplicate") for o in outcomes):
         raise typer.Exit(1)
 
@@ -146,9 +155,7 @@ def demo(rows: Annotated[int, typer.Option(help="Rows per generated file.")] = 2
     api = _use_local_prefect(settings)
     files = sample.write_inbox(settings.inbox, rows=rows)
     out.print(f"wrote {len(files)} sample files under {settings.inbox}")
-    outcomes = run_files(files, None)
-    for outcome in outcomes:
-        _print(outcome)
+    run_files(files, None)
     _show_landed(settings)
     if api:
         out.print(
