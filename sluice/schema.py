@@ -38,10 +38,19 @@ def _to_boolean(arr: pa.Array, _tz: str) -> pa.Array:
 def _to_timestamptz(arr: pa.Array, tz: str) -> pa.Array:
     """ISO 8601 with an offset is taken as written; without one it is local time in `tz`."""
     zoned_mask = pc.match_substring_regex(arr, _ZONED)
+    zoned_count = pc.sum(zoned_mask).as_py() or 0
+    if zoned_count == len(arr) - arr.null_count:  # the common case: one kind per file
+        return pc.cast(arr, pa.timestamp("us", "UTC"))
+    if zoned_count == 0:
+        return _local_to_utc(arr, tz)
     zoned = pc.cast(pc.if_else(zoned_mask, arr, None), pa.timestamp("us", "UTC"))
-    naive = pc.cast(pc.if_else(zoned_mask, None, arr), pa.timestamp("us"))
+    return pc.coalesce(zoned, _local_to_utc(pc.if_else(zoned_mask, None, arr), tz))
+
+
+def _local_to_utc(arr: pa.Array, tz: str) -> pa.Array:
+    naive = pc.cast(arr, pa.timestamp("us"))
     local = pc.assume_timezone(naive, timezone=tz, ambiguous="earliest", nonexistent="latest")
-    return pc.coalesce(zoned, pc.cast(local, pa.timestamp("us", "UTC")))
+    return pc.cast(local, pa.timestamp("us", "UTC"))
 
 
 def _plain(target: pa.DataType) -> Callable[[pa.Array, str], pa.Array]:

@@ -81,3 +81,17 @@ def test_a_declared_time_column_that_is_not_temporal_is_refused() -> None:
         pick_time_column(
             [Column("v", "v", "bigint", False)], DatasetRules(name="t", time_column="v")
         )
+
+
+@pytest.mark.parametrize(
+    "values,hours",
+    [
+        (["2024-01-15 12:00:00", None, "2024-07-15 12:00:00"], [11, None, 10]),  # CET, CEST
+        (["2024-01-15T12:00:00+01:00", None, "2024-07-15T12:00:00Z"], [11, None, 12]),
+    ],
+)
+def test_columns_of_only_naive_or_only_zoned_timestamps(
+    values: list[str | None], hours: list[int | None]
+) -> None:
+    utc = cast_text(pa.array(values), "timestamptz", "Europe/Berlin").to_pylist()
+    assert [t.hour if t else None for t in utc] == hours
