@@ -80,7 +80,9 @@ def test_csv_becomes_a_hypertable_with_a_ledger_row(ingest: Any, db: Any, home: 
         "WHERE hypertable_schema = 'public' AND hypertable_name = 'weather'"
     ).fetchall()
     assert dims == [("timestamp",)]
-    ledger = db.execute("SELECT file_id, dataset, rows FROM sluice.files").fetchall()
+    ledger = db.execute(
+        "SELECT file_id, dataset, rows FROM sluice.files WHERE dataset = 'weather'"
+    ).fetchall()
     assert ledger == [(outcome.file_id, "weather", 3000)]
     first = db.execute(
         "SELECT timestamp, _row FROM public.weather ORDER BY _row LIMIT 1"
