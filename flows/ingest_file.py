@@ -4,7 +4,8 @@ enrich -> transform -> load, each a retrying task whose result persists in Redis
 A new run of a file that failed resumes after its last good stage (the stages' cache keys are
 the content hash, not the run id). A terminal error quarantines the file and fails the run with
 the error's message; a transient error that outlasts its retries fails the run and leaves the
-file where it is, for the next run.
+file where it is, for the next run. Cached results whose staged data is gone (StagingLost) are
+forgotten and the file is staged again, once.
 """
 
 from __future__ import annotations
@@ -16,19 +17,28 @@ from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 
 from blocks.results import ensure_result_storage
-from sluice.contracts import FileOutcome
+from sluice.contracts import FileOutcome, FileRef, LoadReport
 from sluice.datasets import dataset_for
-from sluice.errors import TerminalError
+from sluice.errors import StagingLost, TerminalError
 from sluice.settings import get_settings
 from tasks.enrich import enrich
 from tasks.fingerprint import already_loaded, fingerprint
-from tasks.finish import cleanup, quarantine_file
+from tasks.finish import cleanup, quarantine_file, restage
 from tasks.infer_schema import infer_schema
 from tasks.load import load
 from tasks.profile import profile
 from tasks.read import read
 from tasks.transform import transform
 from tasks.validate import validate
+
+
+def _stages(ref: FileRef) -> LoadReport:
+    raw = read(ref)
+    schema = infer_schema(ref, raw)
+    profile(ref, raw, schema)
+    validate(ref, raw, schema)
+    ready = transform(ref, enrich(ref, raw), schema)
+    return load(ref, ready, schema)
 
 
 def run_name() -> str:
@@ -55,12 +65,11 @@ def ingest_file(path: str, dataset: str | None = None) -> FileOutcome:
             seconds=time.perf_counter() - started,
         )
     try:
-        raw = read(ref)
-        schema = infer_schema(ref, raw)
-        profile(ref, raw, schema)
-        validate(ref, raw, schema)
-        ready = transform(ref, enrich(ref, raw), schema)
-        report = load(ref, ready, schema)
+        try:
+            report = _stages(ref)
+        except StagingLost:
+            restage(ref)
+            report = _stages(ref)
     except TerminalError as exc:
         quarantine_file(ref, exc)
         raise

@@ -160,7 +160,8 @@ def demo(rows: Annotated[int, typer.Option(help="Rows per generated file.")] = 2
     if api:
         out.print(
             f"Prefect UI: {api.removesuffix('/api')}/runs "
-            "(flow runs are named ingest-file/<dataset>/<file>)"
+            "(flow runs are named ingest-file/<dataset>/<file>)",
+            soft_wrap=True,
         )
 
 

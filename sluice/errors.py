@@ -1,6 +1,8 @@
 """One error tree with a retry axis; driver exceptions are translated here, once, at the edge.
 
     SluiceError                  every error Sluice raises on purpose: file, stage, hint
+    ├── StagingLost              a cached stage result points at staged data that is gone:
+    │                            the flow forgets the file's stage results and stages it again
     ├── TransientError           may succeed on retry: retried with backoff, never quarantined
     │     connection refused/reset, serialization failure, deadlock, lock timeout,
     │     admin shutdown, Redis down, file still being written
@@ -50,6 +52,10 @@ class SluiceError(Exception):
 
 def _rebuild(cls: type[SluiceError], message: str, file: str, stage: str, hint: str) -> SluiceError:
     return cls(message, file=file, stage=stage, hint=hint)
+
+
+class StagingLost(SluiceError):
+    """Staged data of an earlier attempt is gone; retrying the same stage cannot bring it back."""
 
 
 class TransientError(SluiceError):

@@ -12,20 +12,29 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from sluice.contracts import Staged
+from sluice.errors import StagingLost
 
 
 def stage_path(staging: Path, file_id: str, name: str) -> Path:
     return staging / file_id / f"{name}.parquet"
 
 
+def _existing(staged: Staged) -> str:
+    if not Path(staged.uri).is_file():
+        raise StagingLost(
+            f"staged data {staged.uri} is gone", hint="the file is staged again automatically"
+        )
+    return staged.uri
+
+
 def iter_batches(staged: Staged, batch_rows: int) -> Iterator[pa.RecordBatch]:
     """Batches of a staged file, never more than `batch_rows` rows in memory at once."""
-    with pq.ParquetFile(staged.uri) as parquet:
+    with pq.ParquetFile(_existing(staged)) as parquet:
         yield from parquet.iter_batches(batch_size=batch_rows)
 
 
 def read_schema(staged: Staged) -> pa.Schema:
-    return pq.read_schema(staged.uri)
+    return pq.read_schema(_existing(staged))
 
 
 @contextmanager

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import redis
 from prefect import get_run_logger
 
 from sluice import checkpoints, quarantine, staging
@@ -22,18 +23,31 @@ CACHED_STAGES = {
 }
 
 
-@stage_task("cleanup", 1, cached=False)
-def cleanup(ref: FileRef) -> None:
-    """The load committed: staged Parquet and the stage results that point at it can go."""
+def _forget(ref: FileRef) -> redis.Redis:
+    """Remove the file's staged Parquet and the cached stage results that point at it."""
     settings = get_settings()
     staging.remove(settings.staging, ref.file_id)
     r = checkpoints.client(settings.redis_url.get_secret_value())
     keys = [result_key(stage, version, ref) for stage, version in CACHED_STAGES.items()]
     checkpoints.forget_results(r, keys)
+    return r
+
+
+@stage_task("restage", 1, cached=False)
+def restage(ref: FileRef) -> None:
+    """Staged data of an earlier attempt is gone: forget its results so the stages run again."""
+    _forget(ref)
+    get_run_logger().warning("staged data of %s was gone; staging it again", ref.path)
+
+
+@stage_task("cleanup", 1, cached=False)
+def cleanup(ref: FileRef) -> None:
+    """The load committed: staged Parquet and the stage results that point at it can go."""
+    r = _forget(ref)
     checkpoints.set_status(
         r,
         ref.file_id,
-        ttl_s=settings.result_ttl_s,
+        ttl_s=get_settings().result_ttl_s,
         status="loaded",
         stage="load",
         dataset=ref.dataset,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -80,6 +81,11 @@ def test_csv_becomes_a_hypertable_with_a_ledger_row(ingest: Any, db: Any, home: 
         "WHERE hypertable_schema = 'public' AND hypertable_name = 'weather'"
     ).fetchall()
     assert dims == [("timestamp",)]
+    hypertables = db.execute(
+        "SELECT num_dimensions, num_chunks > 0 FROM timescaledb_information.hypertables "
+        "WHERE hypertable_schema = 'public' AND hypertable_name = 'weather'"
+    ).fetchall()
+    assert hypertables == [(1, True)]
     ledger = db.execute(
         "SELECT file_id, dataset, rows FROM sluice.files WHERE dataset = 'weather'"
     ).fetchall()
@@ -106,16 +112,26 @@ def test_the_same_file_again_is_a_duplicate_and_changes_nothing(
     assert db.execute("SELECT count(*) FROM sluice.files WHERE dataset = 'dup'").fetchone() == (1,)
 
 
+def _fail_load(ingest: Any, path: Path, table: str, settings: Settings) -> Any:
+    """Ingest `path` while a lock on its table makes load time out until the retries run out."""
+    with psycopg.connect(settings.dsn()) as holder:
+        holder.execute(
+            sql.SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE").format(
+                sql.Identifier("public", table)
+            )
+        )
+        state = ingest(path)
+        holder.rollback()
+    return state
+
+
 def test_a_load_that_failed_transiently_resumes_at_load(
     ingest: Any, db: Any, home: Path, settings: Settings
 ) -> None:
-    """A lock held on the table makes load time out (transient) until the retries run out."""
     assert ingest(weather_csv(home / "inbox" / "locked" / "1.csv", rows=200)).is_completed()
     second = weather_csv(home / "inbox" / "locked" / "2.csv", rows=200)
-    with psycopg.connect(settings.dsn()) as holder:
-        holder.execute("LOCK TABLE public.locked IN ACCESS EXCLUSIVE MODE")
-        failed = ingest(second)
-        holder.rollback()
+
+    failed = _fail_load(ingest, second, "locked", settings)
 
     assert failed.is_failed()
     assert "lock" in str(failed.result(raise_on_failure=False)).lower()
@@ -131,6 +147,25 @@ def test_a_load_that_failed_transiently_resumes_at_load(
     assert states["infer_schema"] == "Cached"
     assert states["transform"] == "Cached"
     assert states["load"] == "Completed"
+
+
+def test_a_resumed_run_whose_staging_is_gone_stages_the_file_again(
+    ingest: Any, db: Any, home: Path, settings: Settings
+) -> None:
+    assert ingest(weather_csv(home / "inbox" / "lost" / "1.csv", rows=100)).is_completed()
+    second = weather_csv(home / "inbox" / "lost" / "2.csv", rows=150)
+    failed = _fail_load(ingest, second, "lost", settings)
+    assert failed.is_failed()
+    for staged in (home / "staging").iterdir():  # e.g. a machine restart emptied the staging
+        shutil.rmtree(staged)
+
+    resumed = ingest(second)
+
+    assert resumed.is_completed(), resumed.message
+    assert resumed.result().outcome == "loaded"
+    assert _count(db, "lost") == 250
+    assert "restage" in _task_states(resumed.state_details.flow_run_id)
+    assert second.exists() and not (home / "quarantine" / "lost").exists()
 
 
 def test_a_malformed_file_is_quarantined_with_a_dead_letter(
