@@ -1,7 +1,7 @@
 """Great Expectations gate: the baseline and dataset suites, run on a staged table, as a report.
 
-Suites are plain data (`contracts.Expectation`): `baseline_suite` derives one from the inferred
-schema, `load_suite` reads a versioned GX 1.x suite file, and `validate_table` runs them with GX
+Suites are plain data built by `sluice.suites` (the baseline the schema implies, and the
+dataset's versioned GX 1.x suite file); `validate_table` runs them with GX
 on pandas, mapping each result to a small `ExpectationResult`. `run`, `check` and `report_rows`
 are the stage as tasks/validate.py uses it.
 
@@ -16,7 +16,6 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import importlib
-import json
 import logging
 import math
 import os
@@ -34,6 +33,7 @@ from sluice.contracts import (
     Staged,
     ValidationReport,
 )
+from sluice.suites import baseline_suite, load_suite
 
 if TYPE_CHECKING:
     import pyarrow as pa  # type: ignore[import-untyped, unused-ignore]
@@ -43,131 +43,14 @@ if TYPE_CHECKING:
 STAGE = "validate"
 log = logging.getLogger(__name__)
 
-TIME_MIN = dt.date(1900, 1, 1)  # sanity range of the time column (inclusive bounds)
-TIME_MAX = dt.date(2200, 1, 1)
 SAMPLE_SIZE = 5  # unexpected values kept per result, distinct, as text
 _PARTIAL_COUNT = 20  # unexpected values GX collects per expectation (deduplicated to SAMPLE_SIZE)
 _TEXT_LIMIT = 200  # longest text kept for one sample value or error message
 _INDEX_KEY = "sluice_index"  # set in each GX expectation's meta: results come back reordered
 _BOUND_KWARGS = ("min_value", "max_value")
-_GX_SEVERITY = {"critical": "error", "warning": "warn", "info": "warn"}
 _NULLABLE_INT = {
     f"{u}int{bits}": f"{u.upper()}Int{bits}" for u in ("", "u") for bits in (8, 16, 32, 64)
 }
-
-
-# --- suites as plain data -------------------------------------------------------------------
-
-
-def baseline_suite(schema: InferredSchema, key: Sequence[str] = ()) -> tuple[Expectation, ...]:
-    """The expectations the inferred schema implies, all of severity "error".
-
-    The table has at least one row; the time column has no nulls; neither has any column
-    declared nullable=False; the key (column names) is unique: one column with
-    expect_column_values_to_be_unique, several with expect_compound_columns_to_be_unique; and
-    the time column's values lie between 1900-01-01 and 2200-01-01 (a sanity check, only for a
-    date, timestamp or timestamptz time column; bounds typed to match the column).
-    """
-    names = [col.name for col in schema.columns]
-    time = schema.column(schema.time_column)  # KeyError if the schema is inconsistent
-    missing = [name for name in key if name not in names]
-    if missing:
-        raise ValueError(f"key column(s) not in the schema: {', '.join(missing)}")
-    if len(set(key)) != len(key):
-        raise ValueError(f"key names a column twice: {', '.join(key)}")
-
-    suite = [
-        Expectation("expect_table_row_count_to_be_between", (("min_value", 1),)),
-        Expectation("expect_column_values_to_not_be_null", (("column", time.name),)),
-    ]
-    suite.extend(
-        Expectation("expect_column_values_to_not_be_null", (("column", col.name),))
-        for col in schema.columns
-        if not col.nullable and col.name != time.name
-    )
-    if len(key) == 1:
-        suite.append(Expectation("expect_column_values_to_be_unique", (("column", key[0]),)))
-    elif key:
-        suite.append(
-            Expectation("expect_compound_columns_to_be_unique", (("column_list", tuple(key)),))
-        )
-    bounds = _time_bounds(time.pg_type)
-    if bounds is not None:
-        suite.append(
-            Expectation(
-                "expect_column_values_to_be_between",
-                (("column", time.name), ("min_value", bounds[0]), ("max_value", bounds[1])),
-            )
-        )
-    return tuple(suite)
-
-
-def _time_bounds(pg_type: str) -> tuple[dt.date, dt.date] | None:
-    """TIME_MIN/TIME_MAX as the kind of value a column of this type compares with."""
-    if pg_type == "date":
-        return TIME_MIN, TIME_MAX
-    if pg_type in ("timestamp", "timestamptz"):
-        tz = dt.UTC if pg_type == "timestamptz" else None
-        return (
-            dt.datetime.combine(TIME_MIN, dt.time(), tzinfo=tz),
-            dt.datetime.combine(TIME_MAX, dt.time(), tzinfo=tz),
-        )
-    return None
-
-
-def load_suite(path: Path) -> tuple[Expectation, ...]:
-    """Read a versioned GX 1.x suite JSON file (as `ExpectationSuite.to_json_dict()` writes it).
-
-    Each expectation's severity is meta.severity ("error" or "warn"); without one, GX's own
-    top-level severity maps "critical" to "error" and "warning"/"info" to "warn"; the default is
-    "error". JSON arrays in kwargs become tuples (Expectation stays hashable). Whether the type
-    names a known expectation is checked by `validate_table`, where GX is loaded.
-    Raises ValueError naming the file on malformed content (OSError if it cannot be read).
-    """
-    text = Path(path).read_text(encoding="utf-8")
-    try:
-        doc = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{path}: not valid JSON: {exc}") from exc
-    if not isinstance(doc, dict) or not isinstance(doc.get("expectations"), list):
-        raise ValueError(f"{path}: not an expectation suite (no 'expectations' list)")
-    return tuple(
-        _parse_expectation(item, f"{path}: expectations[{i}]")
-        for i, item in enumerate(doc["expectations"])
-    )
-
-
-def _parse_expectation(item: object, where: str) -> Expectation:
-    if not isinstance(item, dict):
-        raise ValueError(f"{where}: not an object")
-    type_ = item.get("type")
-    if not isinstance(type_, str) or not type_:
-        raise ValueError(f"{where}: 'type' must be a non-empty string")
-    kwargs = item.get("kwargs", {})
-    if not isinstance(kwargs, dict):
-        raise ValueError(f"{where} ({type_}): 'kwargs' must be an object")
-    meta = item.get("meta") or {}
-    if not isinstance(meta, dict):
-        raise ValueError(f"{where} ({type_}): 'meta' must be an object")
-    severity: object = meta.get("severity")
-    if severity is None:
-        severity = _GX_SEVERITY.get(str(item.get("severity", "critical")).lower())
-    if severity not in ("error", "warn"):
-        raise ValueError(
-            f"{where} ({type_}): severity must be 'error' or 'warn', "
-            f"got {meta.get('severity', item.get('severity'))!r}"
-        )
-    frozen = tuple((str(name), _freeze(value)) for name, value in kwargs.items())
-    return Expectation(type_, frozen, "warn" if severity == "warn" else "error")
-
-
-def _freeze(value: object) -> object:
-    """JSON arrays -> tuples, so kwargs stay hashable (objects stay dicts: suite parameters)."""
-    if isinstance(value, list | tuple):
-        return tuple(_freeze(v) for v in value)
-    if isinstance(value, dict):
-        return {k: _freeze(v) for k, v in value.items()}
-    return value
 
 
 def _thaw(value: object) -> object:

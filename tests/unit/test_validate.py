@@ -23,7 +23,8 @@ from sluice.contracts import Column, Expectation, InferredSchema, Staged
 from sluice.datasets import DatasetRules
 from sluice.errors import SchemaConflict, TerminalError, ValidationFailed
 from sluice.staging import write_batches
-from sluice.validate import baseline_suite, load_suite, validate_table
+from sluice.suites import baseline_suite, load_suite
+from sluice.validate import validate_table
 
 ROOT = Path(__file__).resolve().parents[2]
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
