@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,15 +31,30 @@ class DatasetRules:
     time_zone: str = "UTC"  # for timestamps without offset
     null_values: tuple[str, ...] = DEFAULT_NULL_VALUES
     suite: str | None = None  # path of a GX suite JSON, relative to the datasets file
-    extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+    encoding: str | None = None  # text encoding; None: detect (BOM, UTF-8, else cp1252)
+    skip_rows: int | None = None  # lines above the header; None: detect metadata lines
+    header: bool = True  # False: columns are named column_1, column_2, ...
+    json_depth: int = 2  # nested JSON objects flatten to `a.b` up to this depth, deeper is jsonb
+    sheet: str | None = None  # Excel: the sheet to read; None: the first
 
     def digest(self) -> str:
-        payload = {k: v for k, v in asdict(self).items() if k != "extra"}
-        raw = json.dumps(payload, sort_keys=True, default=str).encode()
+        raw = json.dumps(asdict(self), sort_keys=True, default=str).encode()
         return hashlib.sha256(raw).hexdigest()[:16]
 
 
-_FIELDS = {"time_column", "key", "chunk_interval", "time_zone", "null_values", "suite"}
+_FIELDS = {
+    "time_column",
+    "key",
+    "chunk_interval",
+    "time_zone",
+    "null_values",
+    "suite",
+    "encoding",
+    "skip_rows",
+    "header",
+    "json_depth",
+    "sheet",
+}
 
 
 def load_rules(path: Path, dataset: str) -> DatasetRules:

@@ -1,41 +1,52 @@
-"""Fingerprint and read: detect the format, stream the file as Arrow batches into staged Parquet.
+"""Fingerprint and read: detect the format by content (then name), stream the file as Arrow
+batches into staged Parquet.
 
-The raw stage keeps every value as text (missing-value markers as nulls) under safe column
-names; types are decided by `schema.infer` over the whole file, never by the first block.
+Compression wrappers (gzip, bz2, zstd, xz, a zip holding one data file) are found by their magic
+bytes; the data inside by its own magic bytes or shape, the file name breaking ties. The staged
+columns get safe names; the original names and which columns hold JSON travel in the Parquet
+schema's metadata. Text formats stage text, and `schema.infer` decides types over the whole file.
 """
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
+import importlib
 import json
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.csv as pacsv
 
 from sluice.contracts import FileRef, Staged
 from sluice.datasets import DatasetRules
 from sluice.errors import UnreadableFile
 from sluice.names import unique_identifiers
+from sluice.readers import Opened, Reader, Source
 from sluice.staging import stage_path, write_batches
 
 STAGE = "read"
 SOURCE_NAMES = b"sluice.source_names"
+JSON_COLUMNS = b"sluice.json_columns"
 _CHUNK = 1 << 20
-_COMPRESSION = {b"\x1f\x8b": "gzip", b"BZh": "bz2", b"\x28\xb5\x2f\xfd": "zstd"}
+_COMPRESSION = {
+    b"\x1f\x8b": "gzip",
+    b"BZh": "bz2",
+    b"\x28\xb5\x2f\xfd": "zstd",
+    b"\xfd7zXZ\x00": "xz",
+    b"PK\x03\x04": "zip",
+}
 _UNSUPPORTED = {
-    b"PAR1": "Parquet",
-    b"PK\x03\x04": "a ZIP archive (or Excel .xlsx)",
-    b"\xd0\xcf\x11\xe0": "an OLE2 document (Excel .xls)",
-    b"\xfd7zXZ": "xz-compressed data",
+    b"\xd0\xcf\x11\xe0": "an OLE2 document (Excel 97-2003 .xls)",
     b"\x89PNG": "a PNG image",
     b"\xff\xd8\xff": "a JPEG image",
+    b"GIF8": "a GIF image",
     b"%PDF": "a PDF document",
-    b"ARROW1": "Arrow IPC",
 }
+_HINT = (
+    "supply CSV/TSV, JSON/NDJSON, Parquet, Arrow/Feather, ORC or Excel .xlsx "
+    "(optionally gzip, bz2, zstd, xz or zip compressed)"
+)
 
 
 def fingerprint(path: Path) -> tuple[str, int]:
@@ -50,21 +61,36 @@ def fingerprint(path: Path) -> tuple[str, int]:
 
 
 def run(ref: FileRef, rules: DatasetRules, staging: Path, batch_rows: int) -> Staged:
-    """Stage the file's rows as text columns in `staging/<file_id>/raw.parquet`."""
-    path = Path(ref.path)
-    compression = _detect(path)
-    delimiter = _sniff_delimiter(_head_text(path, compression), path)
-    names, batches = _open_csv(path, compression, delimiter, rules, batch_rows)
-    schema = pa.schema(
-        [pa.field(n, pa.string()) for n in unique_identifiers(names)],
-        metadata={SOURCE_NAMES: json.dumps(names).encode()},
-    )
-    renamed = (pa.RecordBatch.from_arrays(b.columns, schema=schema) for b in batches)
-    staged = write_batches(stage_path(staging, ref.file_id, "raw"), schema, renamed)
-    if staged.rows == 0:
-        Path(staged.uri).unlink()
+    """Stage the file's rows in `staging/<file_id>/raw.parquet` under safe column names."""
+    source = detect_source(Path(ref.path))
+    opened = reader_for(source)(source, rules, batch_rows)
+    return _stage(opened, stage_path(staging, ref.file_id, "raw"))
+
+
+def _stage(opened: Opened, path: Path) -> Staged:
+    batches = _nonempty(opened.batches)
+    first = next(batches, None)
+    if first is None:
         raise UnreadableFile("the file has a header but no rows", hint="nothing to load")
+    names = unique_identifiers(opened.names)
+    metadata = {
+        SOURCE_NAMES: json.dumps(opened.names).encode(),
+        JSON_COLUMNS: json.dumps(sorted(opened.json_columns)).encode(),
+    }
+    fields = [pa.field(n, t) for n, t in zip(names, first.schema.types, strict=True)]
+    schema = pa.schema(fields, metadata=metadata)
+    renamed = (pa.RecordBatch.from_arrays(b.columns, schema=schema) for b in _chain(first, batches))
+    staged = write_batches(path, schema, renamed)
     return staged
+
+
+def _nonempty(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    return (b for b in batches if b.num_rows)
+
+
+def _chain(first: pa.RecordBatch, rest: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    yield first
+    yield from rest
 
 
 def source_names(schema: pa.Schema) -> list[str]:
@@ -72,101 +98,98 @@ def source_names(schema: pa.Schema) -> list[str]:
     return list(json.loads(raw)) if raw else list(schema.names)
 
 
-def _detect(path: Path) -> str | None:
+def json_columns(schema: pa.Schema) -> frozenset[str]:
+    """Staged (safe) names of the columns that hold JSON text."""
+    raw = (schema.metadata or {}).get(JSON_COLUMNS)
+    sources = set(json.loads(raw)) if raw else set()
+    pairs = zip(source_names(schema), schema.names, strict=True)
+    return frozenset(name for source, name in pairs if source in sources)
+
+
+def detect_source(path: Path) -> Source:
+    """Unwrap compression by magic bytes; refuse what no reader reads, naming what it is."""
     with path.open("rb") as handle:
-        head = handle.read(8192)
+        head = handle.read(8)
     if not head:
         raise UnreadableFile("the file is empty", hint="check the producer; nothing to load")
-    for magic, compression in _COMPRESSION.items():
-        if head.startswith(magic):
-            return compression
-    for magic, kind in _UNSUPPORTED.items():
-        if head.startswith(magic):
-            raise UnreadableFile(
-                f"detected {kind}, which this version does not read",
-                hint="supply CSV or TSV (optionally gzip, bz2 or zstd compressed)",
-            )
-    if b"\x00" in head:
+    compression = next((c for m, c in _COMPRESSION.items() if head.startswith(m)), None)
+    if compression == "zip":
+        return _zip_member(path)
+    return Source(path=path, compression=compression, name=path.name)
+
+
+def _zip_member(path: Path) -> Source:
+    with zipfile.ZipFile(path) as archive:
+        names = archive.namelist()
+    if "[Content_Types].xml" in names and any(n.startswith("xl/") for n in names):
+        return Source(path=path, name=path.name)  # an Excel workbook is itself a zip
+    data = [n for n in names if not n.endswith("/") and not _hidden(n)]
+    if len(data) != 1:
         raise UnreadableFile(
-            "binary content (NUL bytes), not delimited text",
-            hint="supply CSV or TSV in UTF-8",
+            f"a zip archive with {len(data)} data files ({', '.join(data[:5])})",
+            hint="put exactly one data file in each zip, or unzip the files into the inbox",
         )
-    return None
+    return Source(path=path, compression="zip", member=data[0], name=Path(data[0]).name)
 
 
-def _head_text(path: Path, compression: str | None) -> str:
-    with pa.input_stream(str(path), compression=compression) as stream:
-        head: bytes = stream.read(65536)
-    text: str = head.decode("utf-8-sig", errors="replace")
-    return text if len(head) < 65536 else text.rsplit("\n", 1)[0]
+def _hidden(name: str) -> bool:
+    return name.startswith("__MACOSX/") or Path(name).name.startswith(".")
 
 
-def _sniff_delimiter(text: str, path: Path) -> str:
-    if path.suffix.lower() in {".tsv", ".tab"}:
-        return "\t"
-    try:
-        return csv.Sniffer().sniff(text[:16384], delimiters=",\t;|").delimiter
-    except csv.Error:
-        header = text.splitlines()[0] if text else ""
-        counts = {d: header.count(d) for d in ",\t;|"}
-        return max(counts, key=counts.__getitem__) if any(counts.values()) else ","
+_READERS = {  # format -> (module under sluice.readers, function)
+    "delimited": ("delimited", "open_delimited"),
+    "json": ("json", "open_json"),
+    "parquet": ("columnar", "open_parquet"),
+    "arrow": ("columnar", "open_arrow"),
+    "orc": ("columnar", "open_orc"),
+    "excel": ("excel", "open_excel"),
+}
+_BINARY_MAGIC = {
+    b"PAR1": "parquet",
+    b"ARROW1": "arrow",  # Arrow IPC file (Feather v2)
+    b"FEA1": "arrow",  # Feather v1
+    b"\xff\xff\xff\xff": "arrow",  # Arrow IPC stream (continuation marker)
+    b"ORC": "orc",
+}
+_TEXT_BOMS = (b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff")
+_JSON_SUFFIXES = {".json", ".ndjson", ".jsonl", ".geojson"}
 
 
-def _open_csv(
-    path: Path, compression: str | None, delimiter: str, rules: DatasetRules, batch_rows: int
-) -> tuple[list[str], Iterator[pa.RecordBatch]]:
-    """Header names and a batch iterator with every column read as text."""
-    parse = pacsv.ParseOptions(delimiter=delimiter, newlines_in_values=True)
-    read = pacsv.ReadOptions(block_size=max(1 << 20, batch_rows * 128))
-    names = _header(path, compression, parse)
-    convert = pacsv.ConvertOptions(
-        column_types={n: pa.string() for n in names},
-        null_values=list(rules.null_values),
-        strings_can_be_null=True,
-        quoted_strings_can_be_null=True,
-    )
-    stream = pa.input_stream(str(path), compression=compression)
-    try:
-        reader = pacsv.open_csv(
-            stream, read_options=read, parse_options=parse, convert_options=convert
-        )
-    except pa.ArrowInvalid as exc:
-        stream.close()
-        raise _unreadable(exc) from exc
-    return names, _guarded(reader, stream)
+def reader_for(source: Source) -> Reader:
+    """The reader for the data: by content first, by name where content cannot tell."""
+    module, function = _READERS[detect_format(source)]
+    loaded = importlib.import_module(f"sluice.readers.{module}")
+    reader: Reader = getattr(loaded, function)
+    return reader
 
 
-def _header(path: Path, compression: str | None, parse: pacsv.ParseOptions) -> list[str]:
-    with pa.input_stream(str(path), compression=compression) as stream:
-        try:
-            reader = pacsv.open_csv(stream, parse_options=parse)
-        except pa.ArrowInvalid as exc:
-            raise _unreadable(exc) from exc
-        return list(reader.schema.names)
+def detect_format(source: Source) -> str:
+    head = source.head(8192)
+    for magic, kind in _BINARY_MAGIC.items():
+        if head.startswith(magic):
+            return kind
+    if head.startswith(b"PK\x03\x04"):
+        return "excel"  # _zip_member hands over a zip only when it is a workbook
+    for magic, what in _UNSUPPORTED.items():
+        if head.startswith(magic):
+            raise UnreadableFile(f"detected {what}, which Sluice does not read", hint=_HINT)
+    if head.startswith(_TEXT_BOMS) or _looks_utf16(head):
+        return "delimited"  # the delimited reader transcodes; JSON must be UTF-8
+    if b"\x00" in head:
+        raise UnreadableFile("binary content (NUL bytes), not text", hint=_HINT)
+    first = head.lstrip()[:1]
+    if first in (b"[", b"{") and source.suffix not in {".csv", ".tsv", ".txt", ".tab"}:
+        return "json"
+    if source.suffix in _JSON_SUFFIXES:
+        return "json"
+    return "delimited"
 
 
-def _guarded(
-    reader: pacsv.CSVStreamingReader, stream: io.IOBase | pa.NativeFile
-) -> Iterator[pa.RecordBatch]:
-    try:
-        while True:
-            try:
-                batch = reader.read_next_batch()
-            except StopIteration:
-                return
-            except pa.ArrowInvalid as exc:
-                raise _unreadable(exc) from exc
-            yield batch
-    finally:
-        stream.close()
-
-
-def _unreadable(exc: pa.ArrowInvalid) -> UnreadableFile:
-    text = str(exc).strip().splitlines()[0]
-    if "UTF8" in text or "utf8" in text.lower():
-        hint = "the file is not UTF-8: re-encode it as UTF-8"
-    elif "columns" in text:
-        hint = "a row has a different number of fields than the header: fix or remove it"
-    else:
-        hint = "the file is not well-formed delimited text: fix it and replay"
-    return UnreadableFile(f"malformed CSV ({text})", hint=hint)
+def _looks_utf16(head: bytes) -> bool:
+    """UTF-16 without a BOM: most ASCII characters leave a NUL in every other byte."""
+    sample = head[:4096]
+    if len(sample) < 16:
+        return False
+    odd_nuls = sample[1::2].count(0) / (len(sample) // 2)
+    even_nuls = sample[0::2].count(0) / (len(sample) // 2)
+    return max(odd_nuls, even_nuls) > 0.6 and min(odd_nuls, even_nuls) < 0.05

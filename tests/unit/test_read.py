@@ -63,7 +63,7 @@ def test_utf8_bom_and_crlf(tmp_path: Path) -> None:
     [
         (b"", "empty"),
         (b"\x89PNG\r\n\x1a\n\x00\x00", "PNG"),
-        (b"PAR1\x00\x00", "Parquet"),
+        (b"%PDF-1.4\n", "PDF"),
         (b"t,v\n1,2,3\n", "number of fields"),
         (b"t,v\n", "no rows"),
         (b"t,v\n2024,\xff\xfe\n", "UTF-8"),
