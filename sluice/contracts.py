@@ -17,6 +17,9 @@ PgType = Literal[
     "date",
     "timestamp",
     "timestamptz",
+    "jsonb",
+    "time",
+    "numeric",
 ]
 Outcome = Literal["loaded", "duplicate", "quarantined", "failed"]
 
@@ -49,6 +52,8 @@ class Column:
     name: str  # safe snake_case identifier used in the table
     pg_type: PgType
     nullable: bool
+    scale: int = 0  # digits after the point, for numeric
+    text_format: str = ""  # how text converts: "" ISO-like, "slash", "rfc2822", "epoch_s", ...
 
 
 @dataclass(frozen=True, slots=True)

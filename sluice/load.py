@@ -18,13 +18,13 @@ import pyarrow.compute as pc
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
+from sluice.casts import arrow_type
 from sluice.contracts import Column, FileRef, InferredSchema, LoadReport, PgType, Staged
 from sluice.datasets import DatasetRules
 from sluice.enrich import LINEAGE_NAMES
 from sluice.errors import SchemaConflict
 from sluice.pgcopy import iter_copy_chunks
 from sluice.staging import iter_batches
-from sluice.transform import ARROW_TYPES
 
 STAGE = "load"
 log = logging.getLogger(__name__)
@@ -37,10 +37,16 @@ _INFO_TYPES: dict[str, PgType] = {
     "date": "date",
     "timestamp without time zone": "timestamp",
     "timestamp with time zone": "timestamptz",
+    "jsonb": "jsonb",
+    "time without time zone": "time",
+    "numeric": "numeric",
 }
 # file type -> table types that take it without loss (the batch is cast to the table's type)
 _WIDENS: dict[PgType, frozenset[PgType]] = {
-    "bigint": frozenset({"double precision", "text"}),
+    "bigint": frozenset({"numeric", "double precision", "text"}),
+    "numeric": frozenset({"text"}),
+    "jsonb": frozenset({"text"}),
+    "time": frozenset({"text"}),
     "double precision": frozenset({"text"}),
     "boolean": frozenset({"text"}),
     "date": frozenset({"timestamptz", "timestamp", "text"}),
@@ -303,7 +309,7 @@ def _cast_batches(
             yield batch
             continue
         arrays: Sequence[pa.Array] = [
-            pc.cast(arr, ARROW_TYPES[casts[name]]) if name in casts else arr
+            pc.cast(arr, arrow_type(casts[name])) if name in casts else arr
             for name, arr in zip(batch.schema.names, batch.columns, strict=True)
         ]
         yield pa.RecordBatch.from_arrays(list(arrays), names=batch.schema.names)

@@ -10,14 +10,14 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from sluice.casts import convert
 from sluice.contracts import Column, ColumnProfile, InferredSchema, Profile, Staged
 from sluice.datasets import DatasetRules
-from sluice.schema import cast_text
 from sluice.staging import iter_batches
 
 STAGE = "profile"
 DISTINCT_CAP = 100_000
-NUMERIC = frozenset({"bigint", "double precision"})
+NUMERIC = frozenset({"bigint", "double precision", "numeric"})
 
 
 @dataclass(slots=True)
@@ -44,7 +44,8 @@ class _Acc:
         self.low = _pick(min, self.low, bounds["min"].as_py())
         self.high = _pick(max, self.high, bounds["max"].as_py())
         if self.column.pg_type in NUMERIC:
-            finite = pc.filter(arr, pc.is_finite(arr)).cast(pa.float64())
+            numbers = arr.cast(pa.float64())
+            finite = pc.filter(numbers, pc.is_finite(numbers))
             self.total += pc.sum(finite).as_py() or 0.0
             self.squares += pc.sum(pc.multiply(finite, finite)).as_py() or 0.0
             self.numbers += len(finite)
@@ -91,5 +92,5 @@ def run(staged: Staged, schema: InferredSchema, rules: DatasetRules, batch_rows:
     accs = [_Acc(col) for col in schema.columns]
     for batch in iter_batches(staged, batch_rows):
         for acc, arr in zip(accs, batch.columns, strict=True):
-            acc.add(cast_text(arr, acc.column.pg_type, rules.time_zone))
+            acc.add(convert(arr, acc.column, rules.time_zone))
     return Profile(rows=staged.rows, columns=tuple(a.result() for a in accs))

@@ -1,143 +1,213 @@
-"""Type inference over the whole staged file, time-column detection, and the casts that apply it.
+"""Type inference over the whole staged file, and the time column the hypertable partitions on.
 
-Every column starts with all candidate types; a batch whose non-null values do not all convert
-removes a candidate. What survives first in `CANDIDATES` wins, so a column of numbers and text
-is text, never a silent cast that loses values.
+Text columns: every column starts with all candidate (type, text format) pairs; a batch whose
+non-null values do not all convert removes a candidate, and what survives first wins, so a
+column of numbers and text is text, never a silent cast that loses values. Numbers with more
+significant digits than a double holds become numeric; numbers in a column whose name says time,
+in the range of epoch seconds or milliseconds, become timestamps. Typed columns (Parquet, Arrow,
+ORC) keep their type; columns the reader marked as JSON become jsonb.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from sluice.casts import NUMERIC_PRECISION, cast_text
 from sluice.contracts import Column, InferredSchema, PgType, Staged
 from sluice.datasets import DatasetRules
 from sluice.errors import SchemaConflict
-from sluice.read import source_names
+from sluice.read import json_columns, source_names
 from sluice.staging import iter_batches, read_schema
 
 STAGE = "infer_schema"
-CANDIDATES: tuple[PgType, ...] = ("bigint", "double precision", "boolean", "date", "timestamptz")
+Candidate = tuple[PgType, str]  # (type, text format)
+CANDIDATES: tuple[Candidate, ...] = (
+    ("bigint", ""),
+    ("double precision", ""),
+    ("boolean", ""),
+    ("date", ""),
+    ("date", "slash"),
+    ("time", ""),
+    ("timestamptz", ""),
+    ("timestamptz", "slash"),
+    ("timestamptz", "rfc2822"),
+)
 TEMPORAL: frozenset[PgType] = frozenset({"date", "timestamp", "timestamptz"})
 TIME_NAMES = ("time", "timestamp", "ts", "datetime", "date_time", "event_time", "date")
-_TRUE = ["true", "t", "yes", "y"]
-_FALSE = ["false", "f", "no", "n"]
-_ZONED = r"(Z|z|[+-]\d{2}(:?\d{2})?)$"
+DOUBLE_DIGITS = 15  # significant decimal digits a double always keeps
+_EPOCH_RANGES = (("epoch_s", 1e8, 1e10), ("epoch_ms", 1e11, 1e13), ("epoch_us", 1e14, 1e16))
+NUMBERS: frozenset[PgType] = frozenset({"bigint", "double precision"})
 
 
-def _to_boolean(arr: pa.Array, _tz: str) -> pa.Array:
-    lowered = pc.utf8_lower(arr)
-    known = pc.is_in(lowered, value_set=pa.array(_TRUE + _FALSE))
-    if not pc.all(pc.or_kleene(known, pc.is_null(arr))).as_py():
-        raise pa.ArrowInvalid("not a boolean")
-    return pc.is_in(lowered, value_set=pa.array(_TRUE))
+@dataclass(slots=True)
+class _Evidence:
+    """What the batches showed about one text column."""
+
+    candidates: list[Candidate] = field(default_factory=lambda: list(CANDIDATES))
+    nulls: int = 0
+    values: int = 0
+    digits: int = 0  # most digits in one number
+    scale: int = 0  # most digits after the point
+    exponent: bool = False  # some number written with an exponent, nan or inf
+    low: float | None = None
+    high: float | None = None
+
+    def add(self, arr: pa.Array, tz: str) -> None:
+        self.nulls += arr.null_count
+        self.values += len(arr) - arr.null_count
+        if arr.null_count == len(arr) or not self.candidates:
+            return
+        self.candidates = _surviving(arr, self.candidates, tz)
+        if self.candidates and self.candidates[0][0] in NUMBERS:
+            self._numbers(pc.utf8_trim_whitespace(arr.drop_null()))
+
+    def _numbers(self, arr: pa.Array) -> None:
+        digits = pc.utf8_length(pc.replace_substring_regex(arr, r"[^0-9]", ""))
+        scale = pc.utf8_length(pc.replace_substring_regex(arr, r"^[^.]*\.?", ""))
+        self.digits = max(self.digits, pc.max(digits).as_py() or 0)
+        self.scale = max(self.scale, pc.max(scale).as_py() or 0)
+        self.exponent |= bool(pc.any(pc.match_substring_regex(arr, "[eEnN]")).as_py())
+        bounds = pc.min_max(pc.cast(arr, pa.float64()))
+        self.low = _merge(min, self.low, bounds["min"].as_py())
+        self.high = _merge(max, self.high, bounds["max"].as_py())
 
 
-def _to_timestamptz(arr: pa.Array, tz: str) -> pa.Array:
-    """ISO 8601 with an offset is taken as written; without one it is local time in `tz`."""
-    zoned_mask = pc.match_substring_regex(arr, _ZONED)
-    zoned_count = pc.sum(zoned_mask).as_py() or 0
-    if zoned_count == len(arr) - arr.null_count:  # the common case: one kind per file
-        return pc.cast(arr, pa.timestamp("us", "UTC"))
-    if zoned_count == 0:
-        return _local_to_utc(arr, tz)
-    zoned = pc.cast(pc.if_else(zoned_mask, arr, None), pa.timestamp("us", "UTC"))
-    return pc.coalesce(zoned, _local_to_utc(pc.if_else(zoned_mask, None, arr), tz))
+def _merge(
+    pick: Callable[[float, float], float], old: float | None, new: float | None
+) -> float | None:
+    if old is None or new is None:
+        return new if old is None else old
+    return pick(old, new)
 
 
-def _local_to_utc(arr: pa.Array, tz: str) -> pa.Array:
-    naive = pc.cast(arr, pa.timestamp("us"))
-    local = pc.assume_timezone(naive, timezone=tz, ambiguous="earliest", nonexistent="latest")
-    return pc.cast(local, pa.timestamp("us", "UTC"))
-
-
-def _plain(target: pa.DataType) -> Callable[[pa.Array, str], pa.Array]:
-    def cast(arr: pa.Array, _tz: str) -> pa.Array:
-        return pc.cast(arr, target)
-
-    return cast
-
-
-_CASTS: dict[PgType, Callable[[pa.Array, str], pa.Array]] = {
-    "bigint": _plain(pa.int64()),
-    "double precision": _plain(pa.float64()),
-    "boolean": _to_boolean,
-    "date": _plain(pa.date32()),
-    "timestamptz": _to_timestamptz,
-    "text": lambda arr, _tz: arr,
-}
-
-
-def cast_text(arr: pa.Array, pg_type: PgType, time_zone: str) -> pa.Array:
-    """Convert a text column to the Arrow type that encodes as `pg_type`; raises ArrowInvalid."""
-    trimmed = arr if pg_type == "text" else pc.utf8_trim_whitespace(arr)
-    return _CASTS[pg_type](trimmed, time_zone)
+def _surviving(arr: pa.Array, candidates: list[Candidate], tz: str) -> list[Candidate]:
+    """Drop the candidates this batch refutes, trying them in order until one holds."""
+    for index, (pg_type, text_format) in enumerate(candidates):
+        try:
+            cast_text(arr, pg_type, tz, text_format=text_format, scale=0)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            continue
+        return candidates[index:]
+    return []
 
 
 def infer(staged: Staged, rules: DatasetRules, batch_rows: int) -> InferredSchema:
     """Types of every column over all batches, then the time column."""
     arrow_schema = read_schema(staged)
-    names = list(arrow_schema.names)
-    survivors = {n: list(CANDIDATES) for n in names}
-    nulls = dict.fromkeys(names, 0)
-    seen = dict.fromkeys(names, 0)
+    jsons = json_columns(arrow_schema)
+    evidence = {f.name: _Evidence() for f in arrow_schema}
     for batch in iter_batches(staged, batch_rows):
-        for name, arr in zip(names, batch.columns, strict=True):
-            nulls[name] += arr.null_count
-            seen[name] += len(arr) - arr.null_count
-            survivors[name] = _surviving(arr, survivors[name], rules.time_zone)
+        for fld, arr in zip(arrow_schema, batch.columns, strict=True):
+            if _is_text(fld.type) and fld.name not in jsons:
+                evidence[fld.name].add(arr, rules.time_zone)
+            else:
+                evidence[fld.name].nulls += arr.null_count
     columns = tuple(
-        Column(
-            source=source,
-            name=name,
-            pg_type=survivors[name][0] if survivors[name] and seen[name] else "text",
-            nullable=nulls[name] > 0,
-        )
-        for source, name in zip(source_names(arrow_schema), names, strict=True)
+        _column(source, fld, evidence[fld.name], fld.name in jsons)
+        for source, fld in zip(source_names(arrow_schema), arrow_schema, strict=True)
     )
     return InferredSchema(columns=columns, time_column=pick_time_column(columns, rules))
 
 
-def _surviving(arr: pa.Array, candidates: list[PgType], tz: str) -> list[PgType]:
-    if arr.null_count == len(arr):
-        return candidates
-    kept = []
-    for pg_type in candidates:
-        try:
-            cast_text(arr, pg_type, tz)
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-            continue
-        kept.append(pg_type)
-        break  # a later candidate is only needed if this one fails on a later batch
-    rest = candidates[candidates.index(kept[0]) + 1 :] if kept else []
-    return kept + rest
+def _is_text(arrow: pa.DataType) -> bool:
+    return bool(pa.types.is_string(arrow) or pa.types.is_large_string(arrow))
+
+
+def _column(source: str, fld: pa.Field, ev: _Evidence, is_json: bool) -> Column:
+    nullable = ev.nulls > 0
+    if is_json:
+        return Column(source, fld.name, "jsonb", nullable)
+    if not _is_text(fld.type):
+        pg_type, scale = typed_pg_type(fld.type)
+        return Column(source, fld.name, pg_type, nullable, scale=scale)
+    if not ev.candidates or not ev.values:
+        return Column(source, fld.name, "text", nullable)
+    pg_type, text_format = ev.candidates[0]
+    if pg_type in NUMBERS:
+        return _number_column(source, fld.name, pg_type, ev, nullable)
+    return Column(source, fld.name, pg_type, nullable, text_format=text_format)
+
+
+def _number_column(
+    source: str, name: str, pg_type: PgType, ev: _Evidence, nullable: bool
+) -> Column:
+    """Epoch time where the name says time, numeric where a double would lose digits."""
+    epoch = _epoch_format(name, ev)
+    if epoch:
+        return Column(source, name, "timestamptz", nullable, text_format=epoch)
+    if ev.digits > DOUBLE_DIGITS and not ev.exponent:
+        if ev.digits > NUMERIC_PRECISION:
+            return Column(source, name, "text", nullable)
+        return Column(source, name, "numeric", nullable, scale=ev.scale)
+    return Column(source, name, pg_type, nullable)
+
+
+def _epoch_format(name: str, ev: _Evidence) -> str:
+    if ev.low is None or ev.high is None or not _time_like(name):
+        return ""
+    for text_format, low, high in _EPOCH_RANGES:
+        if low <= ev.low and ev.high < high:
+            return text_format
+    return ""
+
+
+def _time_like(name: str) -> bool:
+    return _time_rank(name) <= len(TIME_NAMES) or "epoch" in name or "unix" in name
+
+
+def typed_pg_type(arrow: pa.DataType) -> tuple[PgType, int]:
+    """The PostgreSQL type (and numeric scale) of a typed column."""
+    if pa.types.is_integer(arrow):
+        return "bigint", 0
+    if pa.types.is_floating(arrow):
+        return "double precision", 0
+    if pa.types.is_decimal(arrow):
+        return "numeric", int(arrow.scale)
+    for check, pg_type in _TYPED:
+        if check(arrow):
+            return pg_type, 0
+    return "text", 0
+
+
+_TYPED: tuple[tuple[Callable[[pa.DataType], bool], PgType], ...] = (
+    (pa.types.is_boolean, "boolean"),
+    (pa.types.is_date, "date"),
+    (pa.types.is_time, "time"),
+    (pa.types.is_timestamp, "timestamptz"),
+)
 
 
 def pick_time_column(columns: Iterable[Column], rules: DatasetRules) -> str:
     """The dataset's declared time column, else the best-named temporal column."""
     cols = list(columns)
-    temporal = [c for c in cols if c.pg_type in TEMPORAL]
     if rules.time_column:
-        for col in cols:
-            if rules.time_column in (col.source, col.name):
-                if col.pg_type not in TEMPORAL:
-                    raise SchemaConflict(
-                        f"time column {rules.time_column!r} holds {col.pg_type}, not timestamps",
-                        hint="fix the values or the time_column rule in datasets.yaml",
-                    )
-                return col.name
-        raise SchemaConflict(
-            f"the declared time column {rules.time_column!r} is not in the file",
-            hint=f"columns are {[c.source for c in cols]}; fix datasets.yaml or the file",
-        )
+        return _declared_time_column(cols, rules.time_column)
+    temporal = [c for c in cols if c.pg_type in TEMPORAL]
     if not temporal:
         raise SchemaConflict(
             "no column holds timestamps or dates, so there is no time to partition on",
             hint="add an ISO 8601 time column, or name one with time_column in datasets.yaml",
         )
     return min(temporal, key=lambda c: (_time_rank(c.name), cols.index(c))).name
+
+
+def _declared_time_column(cols: list[Column], wanted: str) -> str:
+    for col in cols:
+        if wanted in (col.source, col.name):
+            if col.pg_type not in TEMPORAL:
+                raise SchemaConflict(
+                    f"time column {wanted!r} holds {col.pg_type}, not timestamps",
+                    hint="fix the values or the time_column rule in datasets.yaml",
+                )
+            return col.name
+    raise SchemaConflict(
+        f"the declared time column {wanted!r} is not in the file",
+        hint=f"columns are {[c.source for c in cols]}; fix datasets.yaml or the file",
+    )
 
 
 def _time_rank(name: str) -> int:

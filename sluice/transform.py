@@ -7,27 +7,21 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from sluice.contracts import FileRef, InferredSchema, PgType, Staged
+from sluice.casts import arrow_type, convert
+from sluice.contracts import FileRef, InferredSchema, Staged
 from sluice.datasets import DatasetRules
 from sluice.enrich import LINEAGE, LINEAGE_NAMES
 from sluice.errors import SchemaConflict
-from sluice.schema import cast_text
 from sluice.staging import iter_batches, stage_path, write_batches
 
 STAGE = "transform"
-ARROW_TYPES: dict[PgType, pa.DataType] = {
-    "boolean": pa.bool_(),
-    "bigint": pa.int64(),
-    "double precision": pa.float64(),
-    "text": pa.string(),
-    "date": pa.date32(),
-    "timestamp": pa.timestamp("us"),
-    "timestamptz": pa.timestamp("us", "UTC"),
-}
 
 
 def target_schema(schema: InferredSchema) -> pa.Schema:
-    fields = [pa.field(c.name, ARROW_TYPES[c.pg_type], nullable=c.nullable) for c in schema.columns]
+    fields = [
+        pa.field(c.name, arrow_type(c.pg_type, c.scale), nullable=c.nullable)
+        for c in schema.columns
+    ]
     return pa.schema(fields + list(LINEAGE))
 
 
@@ -52,7 +46,7 @@ def _typed(
         arrays = []
         for col in schema.columns:
             try:
-                arrays.append(cast_text(batch.column(col.name), col.pg_type, tz))
+                arrays.append(convert(batch.column(col.name), col, tz))
             except pa.ArrowInvalid as exc:
                 raise SchemaConflict(
                     f"column {col.source!r} no longer converts to {col.pg_type} ({exc})",

@@ -341,15 +341,15 @@ def _key_names(schema: InferredSchema, key: Sequence[str]) -> list[str]:
 def _typed_table(raw: Staged, schema: InferredSchema, time_zone: str, batch_rows: int) -> Any:
     """The raw (text) columns cast to their inferred types, as one Arrow table."""
     pa_mod: Any = importlib.import_module("pyarrow")
+    from sluice.casts import convert
     from sluice.errors import SchemaConflict
-    from sluice.schema import cast_text
     from sluice.staging import iter_batches
 
     names = [col.name for col in schema.columns]
 
     def typed(batch: Any) -> Any:
         try:
-            arrays = [cast_text(batch.column(c.name), c.pg_type, time_zone) for c in schema.columns]
+            arrays = [convert(batch.column(c.name), c, time_zone) for c in schema.columns]
         except pa_mod.ArrowInvalid as exc:
             raise SchemaConflict(
                 f"a column no longer converts to its inferred type ({exc})",
