@@ -139,6 +139,7 @@ class LoadReport:
     chunks: int = 0
     created: bool = False  # this load created the hypertable
     added_columns: tuple[str, ...] = ()
+    widened_columns: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

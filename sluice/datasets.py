@@ -36,6 +36,15 @@ class DatasetRules:
     header: bool = True  # False: columns are named column_1, column_2, ...
     json_depth: int = 2  # nested JSON objects flatten to `a.b` up to this depth, deeper is jsonb
     sheet: str | None = None  # Excel: the sheet to read; None: the first
+    types: tuple[tuple[str, str], ...] = ()  # (column, PostgreSQL type) forced over inference
+    widen_to_text: bool = False  # may a table column become text when a file has text in it?
+
+    def forced_type(self, *names: str) -> str | None:
+        """The `types` rule for a column known by any of `names` (source or safe name)."""
+        for column, pg_type in self.types:
+            if column in names:
+                return pg_type
+        return None
 
     def digest(self) -> str:
         raw = json.dumps(asdict(self), sort_keys=True, default=str).encode()
@@ -54,6 +63,19 @@ _FIELDS = {
     "header",
     "json_depth",
     "sheet",
+    "types",
+    "widen_to_text",
+}
+FORCIBLE_TYPES = {
+    "text",
+    "bigint",
+    "double precision",
+    "numeric",
+    "boolean",
+    "date",
+    "time",
+    "timestamptz",
+    "jsonb",
 }
 
 
@@ -69,9 +91,22 @@ def load_rules(path: Path, dataset: str) -> DatasetRules:
     for name in ("key", "null_values"):
         if name in values:
             values[name] = tuple(str(v) for v in _as_list(values[name]))
+    if "types" in values:
+        values["types"] = _types(path, dataset, values["types"])
     if values.get("suite"):
         values["suite"] = str((path.parent / str(values["suite"])).resolve())
     return DatasetRules(name=dataset, **values)
+
+
+def _types(path: Path, dataset: str, raw: object) -> tuple[tuple[str, str], ...]:
+    if not isinstance(raw, dict):
+        raise ValueError(f"{path}: dataset {dataset!r}: types must map column to type")
+    bad = {str(k): v for k, v in raw.items() if v not in FORCIBLE_TYPES}
+    if bad:
+        raise ValueError(
+            f"{path}: dataset {dataset!r}: unknown types {bad}; use one of {sorted(FORCIBLE_TYPES)}"
+        )
+    return tuple((str(k), str(v)) for k, v in raw.items())
 
 
 def _as_list(value: object) -> list[object]:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 
 import psycopg
 import pyarrow as pa
@@ -18,11 +17,11 @@ import pyarrow.compute as pc
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
+from sluice import evolution
 from sluice.casts import arrow_type
-from sluice.contracts import Column, FileRef, InferredSchema, LoadReport, PgType, Staged
+from sluice.contracts import FileRef, InferredSchema, LoadReport, PgType, Staged
 from sluice.datasets import DatasetRules
 from sluice.enrich import LINEAGE_NAMES
-from sluice.errors import SchemaConflict
 from sluice.pgcopy import iter_copy_chunks
 from sluice.staging import iter_batches
 
@@ -40,19 +39,6 @@ _INFO_TYPES: dict[str, PgType] = {
     "jsonb": "jsonb",
     "time without time zone": "time",
     "numeric": "numeric",
-}
-# file type -> table types that take it without loss (the batch is cast to the table's type)
-_WIDENS: dict[PgType, frozenset[PgType]] = {
-    "bigint": frozenset({"numeric", "double precision", "text"}),
-    "numeric": frozenset({"text"}),
-    "jsonb": frozenset({"text"}),
-    "time": frozenset({"text"}),
-    "double precision": frozenset({"text"}),
-    "boolean": frozenset({"text"}),
-    "date": frozenset({"timestamptz", "timestamp", "text"}),
-    "timestamptz": frozenset({"text"}),
-    "timestamp": frozenset({"text"}),
-    "text": frozenset(),
 }
 LEDGER_DDL = """
 CREATE SCHEMA IF NOT EXISTS sluice;
@@ -75,15 +61,6 @@ CREATE TABLE IF NOT EXISTS sluice.schema_history (
     changed_at  timestamptz NOT NULL DEFAULT now()
 );
 """
-
-
-@dataclass(frozen=True, slots=True)
-class Plan:
-    """What this file needs from the table: columns to add, and columns cast to the table's type."""
-
-    create: bool
-    add: tuple[Column, ...] = ()
-    casts: tuple[tuple[str, PgType], ...] = ()
 
 
 def connect(dsn: str) -> psycopg.Connection[tuple[object, ...]]:
@@ -140,6 +117,7 @@ def run(
         chunks=chunks,
         created=plan.create,
         added_columns=tuple(c.name for c in plan.add),
+        widened_columns=tuple(c.name for c, _ in plan.widen),
     )
 
 
@@ -164,7 +142,7 @@ def _prepare_table(
     schema: InferredSchema,
     rules: DatasetRules,
     schema_name: str,
-) -> Plan:
+) -> evolution.Plan:
     existing = _table_columns(conn, schema_name, ref.dataset)
     if existing is None:
         conn.execute(
@@ -173,38 +151,14 @@ def _prepare_table(
         existing = _table_columns(conn, schema_name, ref.dataset)
     if existing is None:
         _create(conn, ref, schema, rules, schema_name)
-        return Plan(create=True)
-    plan = plan_evolution(existing, schema)
-    for col in plan.add:
-        conn.execute(
-            sql.SQL("ALTER TABLE {} ADD COLUMN {} {}").format(
-                sql.Identifier(schema_name, ref.dataset),
-                sql.Identifier(col.name),
-                sql.SQL(col.pg_type),
-            )
-        )
-        _history(conn, ref, schema_name, "add_column", {"column": col.name, "type": col.pg_type})
+        return evolution.Plan(create=True)
+    plan = evolution.plan(
+        existing, schema, table=f"{schema_name}.{ref.dataset}", widen_to_text=rules.widen_to_text
+    )
+    target = sql.Identifier(schema_name, ref.dataset)
+    for change, detail in evolution.apply(conn, target, plan):
+        _history(conn, ref, schema_name, change, detail)
     return plan
-
-
-def plan_evolution(existing: dict[str, PgType], schema: InferredSchema) -> Plan:
-    """Add new columns; cast a file column to a wider table type; refuse anything lossy."""
-    add, casts = [], []
-    for col in schema.columns:
-        have = existing.get(col.name)
-        if have is None:
-            add.append(col)
-        elif have != col.pg_type:
-            if have not in _WIDENS[col.pg_type]:
-                raise SchemaConflict(
-                    f"column {col.source!r} holds {col.pg_type} but the table has {have}",
-                    hint="fix the file, or migrate the table's column type and replay",
-                )
-            casts.append((col.name, have))
-    missing = set(existing) - {c.name for c in schema.columns} - set(LINEAGE_NAMES)
-    if missing:
-        log.info("columns absent from the file load as NULL: %s", sorted(missing))
-    return Plan(create=False, add=tuple(add), casts=tuple(casts))
 
 
 def _table_columns(
@@ -258,7 +212,11 @@ def _create(
         ref,
         schema_name,
         "create",
-        {"columns": {c.name: c.pg_type for c in schema.columns}, "time_column": schema.time_column},
+        {
+            "columns": {c.name: c.pg_type for c in schema.columns},
+            "sources": {c.name: c.source for c in schema.columns},
+            "time_column": schema.time_column,
+        },
     )
 
 
@@ -286,7 +244,7 @@ def _copy(
     target: sql.Identifier,
     staged: Staged,
     schema: InferredSchema,
-    plan: Plan,
+    plan: evolution.Plan,
     batch_rows: int,
 ) -> None:
     casts = dict(plan.casts)

@@ -99,7 +99,12 @@ def infer(staged: Staged, rules: DatasetRules, batch_rows: int) -> InferredSchem
     """Types of every column over all batches, then the time column."""
     arrow_schema = read_schema(staged)
     jsons = json_columns(arrow_schema)
-    evidence = {f.name: _Evidence() for f in arrow_schema}
+    sources = source_names(arrow_schema)
+    forced = {
+        f.name: rules.forced_type(source, f.name)
+        for source, f in zip(sources, arrow_schema, strict=True)
+    }
+    evidence = {name: _Evidence(candidates=_candidates(forced[name])) for name in forced}
     for batch in iter_batches(staged, batch_rows):
         for fld, arr in zip(arrow_schema, batch.columns, strict=True):
             if _is_text(fld.type) and fld.name not in jsons:
@@ -107,10 +112,37 @@ def infer(staged: Staged, rules: DatasetRules, batch_rows: int) -> InferredSchem
             else:
                 evidence[fld.name].nulls += arr.null_count
     columns = tuple(
-        _column(source, fld, evidence[fld.name], fld.name in jsons)
-        for source, fld in zip(source_names(arrow_schema), arrow_schema, strict=True)
+        _forced(source, fld, evidence[fld.name], forced[fld.name])
+        or _column(source, fld, evidence[fld.name], fld.name in jsons)
+        for source, fld in zip(sources, arrow_schema, strict=True)
     )
     return InferredSchema(columns=columns, time_column=pick_time_column(columns, rules))
+
+
+def _candidates(forced: str | None) -> list[Candidate]:
+    if forced is None:
+        return list(CANDIDATES)
+    if forced == "numeric":
+        return [("double precision", "")]  # numbers; the scale comes from the digits
+    return [c for c in CANDIDATES if c[0] == forced]
+
+
+def _forced(source: str, fld: pa.Field, ev: _Evidence, forced: str | None) -> Column | None:
+    """The column as the dataset's `types` rule says, or None where no rule names it."""
+    if forced is None:
+        return None
+    pg_type: PgType = forced  # type: ignore[assignment]  # checked by datasets.FORCIBLE_TYPES
+    nullable = ev.nulls > 0
+    if pg_type in ("text", "jsonb") or not _is_text(fld.type) or not ev.values:
+        return Column(source, fld.name, pg_type, nullable)
+    if not ev.candidates:
+        raise SchemaConflict(
+            f"column {source!r} does not convert to {forced} as the types rule says",
+            hint="fix the values, or the column's entry under types in datasets.yaml",
+        )
+    if pg_type == "numeric":
+        return Column(source, fld.name, "numeric", nullable, scale=ev.scale)
+    return Column(source, fld.name, pg_type, nullable, text_format=ev.candidates[0][1])
 
 
 def _is_text(arrow: pa.DataType) -> bool:
