@@ -30,7 +30,7 @@ ARROW_TYPES: dict[PgType, pa.DataType] = {
 NUMERIC_PRECISION = 38
 _TRUE = ["true", "t", "yes", "y"]
 _FALSE = ["false", "f", "no", "n"]
-_ZONED = r"(Z|z|[+-]\d{2}(:?\d{2})?)$"
+_ZONED = r"\d{2}:\d{2}(:\d{2}(\.\d+)?)?\s*(Z|z|[+-]\d{2}(:?\d{2})?)$"  # an offset after a time
 _EPOCH_SCALE = {"epoch_s": 1_000_000, "epoch_ms": 1_000, "epoch_us": 1}
 
 Cast = Callable[[pa.Array, str], pa.Array]

@@ -37,7 +37,6 @@ _COMPRESSION = {
     b"PK\x03\x04": "zip",
 }
 _UNSUPPORTED = {
-    b"\xd0\xcf\x11\xe0": "an OLE2 document (Excel 97-2003 .xls)",
     b"\x89PNG": "a PNG image",
     b"\xff\xd8\xff": "a JPEG image",
     b"GIF8": "a GIF image",
@@ -119,8 +118,13 @@ def detect_source(path: Path) -> Source:
 
 
 def _zip_member(path: Path) -> Source:
-    with zipfile.ZipFile(path) as archive:
-        names = archive.namelist()
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+    except zipfile.BadZipFile as exc:
+        raise UnreadableFile(
+            f"a damaged zip archive or workbook ({exc})", hint="the file is truncated: re-send it"
+        ) from exc
     if "[Content_Types].xml" in names and any(n.startswith("xl/") for n in names):
         return Source(path=path, name=path.name)  # an Excel workbook is itself a zip
     data = [n for n in names if not n.endswith("/") and not _hidden(n)]
@@ -168,8 +172,8 @@ def detect_format(source: Source) -> str:
     for magic, kind in _BINARY_MAGIC.items():
         if head.startswith(magic):
             return kind
-    if head.startswith(b"PK\x03\x04"):
-        return "excel"  # _zip_member hands over a zip only when it is a workbook
+    if head.startswith((b"PK\x03\x04", b"\xd0\xcf\x11\xe0")):
+        return "excel"  # a workbook (_zip_member hands over a zip only then), or OLE2 .xls
     for magic, what in _UNSUPPORTED.items():
         if head.startswith(magic):
             raise UnreadableFile(f"detected {what}, which Sluice does not read", hint=_HINT)

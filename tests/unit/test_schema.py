@@ -126,7 +126,7 @@ def test_numbers_beyond_double_precision_become_numeric_with_their_scale(tmp_pat
         tmp_path,
         {
             "ts": ["2024-01-01", "2024-01-02", "2024-01-03"],
-        "amount": ["12345678901234567.125", "0.5", "-3"],
+            "amount": ["12345678901234567.125", "0.5", "-3"],
             "huge_id": ["9223372036854775808", "1", "2"],  # past bigint
             "ratio": ["0.1234567890123456789e3", "1", "2"],  # an exponent: stays double
         },
@@ -172,3 +172,10 @@ def test_typed_and_json_columns_keep_their_types(tmp_path: Path) -> None:
         "price": ("numeric", 2),
         "payload": ("jsonb", 0),
     }
+
+
+def test_a_column_of_dates_and_datetimes_is_timestamptz_not_text(tmp_path: Path) -> None:
+    cols = _columns(
+        tmp_path, {"ts": ["2024-01-01", "2024-01-01T10:00:00", "2024-01-02 10:00+02:00"]}
+    )
+    assert cols["ts"].pg_type == "timestamptz"

@@ -1,0 +1,178 @@
+import datetime as dt
+import gzip
+import zipfile
+from pathlib import Path
+
+import openpyxl
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from sluice import read
+from sluice.contracts import FileRef
+from sluice.datasets import DatasetRules
+from sluice.errors import UnreadableFile
+from sluice.readers import Opened, Source
+from sluice.readers.excel import open_excel
+
+RULES = DatasetRules(name="t")
+
+
+def _workbook(path: Path, sheets: dict[str, list[list[object]]]) -> Path:
+    book = openpyxl.Workbook()
+    book.remove(book.active)
+    for title, rows in sheets.items():
+        sheet = book.create_sheet(title)
+        for row in rows:
+            sheet.append(row)
+    book.save(path)
+    return path
+
+
+def _open(path: Path, rules: DatasetRules = RULES, batch_rows: int = 1000) -> Opened:
+    source = read.detect_source(path)
+    return read.reader_for(source)(source, rules, batch_rows)
+
+
+def _columns(opened: Opened) -> dict[str, list[object]]:
+    batches = list(opened.batches)
+    assert all(b.schema.types == [pa.string()] * len(opened.names) for b in batches)
+    table = pa.Table.from_batches(batches) if batches else None
+    return dict(zip(opened.names, table.to_pydict().values(), strict=True)) if table else {}
+
+
+HEADER = ["id", "x", "big", "flag", "day", "at", "clock", "note", "empty", "err"]
+
+
+def _typed_rows() -> list[list[object]]:
+    return [
+        HEADER,
+        [
+            1,
+            2.5,
+            1e20,
+            True,
+            dt.date(2024, 1, 2),
+            dt.datetime(2024, 1, 2, 3, 4, 5),
+            dt.time(12, 30),
+        ],
+        [42.0, -0.1, None, False, dt.date(1999, 12, 31), dt.datetime(2024, 1, 2, 3, 4, 5, 250000)],
+        [None, None, None, None, None, None, None, "NA", None, None],
+    ]
+
+
+def test_cells_are_rendered_as_text_inference_reads(tmp_path: Path) -> None:
+    path = _workbook(tmp_path / "t.xlsx", {"Data": _typed_rows()})
+    book = openpyxl.load_workbook(path)  # error cells, as Excel stores a failed formula's result
+    for cell in ("J2", "J3"):
+        book["Data"][cell].value = "#DIV/0!" if cell == "J2" else "#N/A"
+        book["Data"][cell].data_type = "e"
+    book["Data"]["H2"] = "plain text"
+    book.save(path)
+    opened = _open(path)
+    assert opened.names == HEADER
+    assert _columns(opened) == {
+        "id": ["1", "42", None],
+        "x": ["2.5", "-0.1", None],
+        "big": ["1e+20", None, None],
+        "flag": ["true", "false", None],
+        "day": ["2024-01-02", "1999-12-31", None],
+        "at": ["2024-01-02T03:04:05", "2024-01-02T03:04:05.250000", None],
+        "clock": ["12:30:00", None, None],
+        "note": ["plain text", None, None],  # "NA" is a missing-value marker
+        "empty": [None, None, None],
+        "err": [None, None, None],
+    }
+
+
+def test_midnight_datetimes_read_as_dates(tmp_path: Path) -> None:
+    """calamine returns a date for a datetime cell at midnight: the number format is not seen."""
+    rows: list[list[object]] = [["at"], [dt.datetime(2024, 1, 1)], [dt.datetime(2024, 1, 1, 6)]]
+    path = _workbook(tmp_path / "t.xlsx", {"S": rows})
+    assert _columns(_open(path)) == {"at": ["2024-01-01", "2024-01-01T06:00:00"]}
+
+
+def test_durations_read_as_hours_minutes_seconds(tmp_path: Path) -> None:
+    rows: list[list[object]] = [["d"], [dt.timedelta(hours=1)], [dt.timedelta(days=1, seconds=1)]]
+    path = _workbook(tmp_path / "t.xlsx", {"S": rows})
+    assert _columns(_open(path)) == {"d": ["01:00:00", "24:00:01"]}
+
+
+def test_rules_sheet_selects_a_sheet(tmp_path: Path) -> None:
+    path = _workbook(tmp_path / "t.xlsx", {"First": [["a"], [1]], "Second": [["b"], ["x"]]})
+    assert _columns(_open(path)) == {"a": ["1"]}
+    assert _columns(_open(path, DatasetRules(name="t", sheet="Second"))) == {"b": ["x"]}
+
+
+def test_missing_sheet_lists_the_sheets(tmp_path: Path) -> None:
+    path = _workbook(tmp_path / "t.xlsx", {"First": [["a"], [1]], "Second": [["b"], [2]]})
+    with pytest.raises(UnreadableFile, match="'First', 'Second'") as info:
+        _open(path, DatasetRules(name="t", sheet="Third"))
+    assert "sheet" in info.value.hint
+
+
+def test_headerless_sheet_is_numbered(tmp_path: Path) -> None:
+    path = _workbook(tmp_path / "t.xlsx", {"S": [[1, "a"], [2, "b"]]})
+    opened = _open(path, DatasetRules(name="t", header=False))
+    assert _columns(opened) == {"column_1": ["1", "2"], "column_2": ["a", "b"]}
+
+
+def test_ragged_rows_and_empty_rows(tmp_path: Path) -> None:
+    rows: list[list[object]] = [[], ["a", None, "c"], [1], [], [1, 2, 3, 4], [None, None]]
+    path = _workbook(tmp_path / "t.xlsx", {"S": rows})
+    assert _columns(_open(path)) == {
+        "a": ["1", "1"],
+        "column_2": [None, "2"],
+        "c": [None, "3"],
+        "column_4": [None, "4"],
+    }
+
+
+def test_rows_stream_in_batches(tmp_path: Path) -> None:
+    path = _workbook(tmp_path / "t.xlsx", {"S": [["n"], *([i] for i in range(10))]})
+    batches = list(_open(path, batch_rows=3).batches)
+    assert [b.num_rows for b in batches] == [3, 3, 3, 1]
+
+
+def test_header_only_and_empty_sheet_yield_no_batches(tmp_path: Path) -> None:
+    path = _workbook(tmp_path / "t.xlsx", {"H": [["a", "b"]], "E": []})
+    header_only = _open(path)
+    assert (header_only.names, list(header_only.batches)) == (["a", "b"], [])
+    empty = _open(path, DatasetRules(name="t", sheet="E"))
+    assert (empty.names, list(empty.batches)) == ([], [])
+
+
+def test_compressed_workbook_is_spooled(tmp_path: Path) -> None:
+    path = _workbook(tmp_path / "t.xlsx", {"S": [["a"], [1.5]]})
+    packed = tmp_path / "t.xlsx.gz"
+    packed.write_bytes(gzip.compress(path.read_bytes()))
+    assert _columns(_open(packed)) == {"a": ["1.5"]}
+
+
+def test_corrupt_sheet_xml_is_unreadable(tmp_path: Path) -> None:
+    path = _workbook(tmp_path / "t.xlsx", {"S": [["a"], [1]]})
+    broken = tmp_path / "broken.xlsx"
+    with zipfile.ZipFile(path) as good, zipfile.ZipFile(broken, "w") as bad:
+        for item in good.infolist():
+            data = good.read(item)
+            bad.writestr(item, data[: len(data) // 2] if "worksheets/" in item.filename else data)
+    with pytest.raises(UnreadableFile, match="malformed Excel") as info:
+        list(_open(broken).batches)
+    assert info.value.hint
+
+
+def test_truncated_workbook_is_unreadable(tmp_path: Path) -> None:
+    path = _workbook(tmp_path / "t.xlsx", {"S": [["a"], [1]]})
+    path.write_bytes(path.read_bytes()[:-200])  # the zip's central directory is gone
+    with pytest.raises(UnreadableFile, match="malformed Excel"):
+        open_excel(Source(path=path, name=path.name), RULES, 100)
+
+
+def test_read_run_stages_a_workbook(tmp_path: Path) -> None:
+    rows: list[list[object]] = [["Time", "Temp (C)"], [dt.datetime(2024, 1, 1, 6), 20.5]]
+    path = _workbook(tmp_path / "in.xlsx", {"S": rows})
+    file_id, size = read.fingerprint(path)
+    ref = FileRef(path=str(path), file_id=file_id, dataset="t", size=size, rules_hash="x")
+    staged = pq.read_table(read.run(ref, RULES, tmp_path / "staging", 100).uri)
+    assert staged.to_pydict() == {"time": ["2024-01-01T06:00:00"], "temp_c": ["20.5"]}
+    assert read.source_names(staged.schema) == ["Time", "Temp (C)"]
