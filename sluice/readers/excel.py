@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
-from itertools import chain
+from itertools import chain, islice
 from pathlib import Path
 from typing import Any
 
@@ -31,13 +31,14 @@ Row = list[str | None]
 
 
 def open_excel(source: Source, rules: DatasetRules, batch_rows: int) -> Opened:
-    """The rules' sheet (else the first); the first non-empty row is the header unless told not."""
+    """The rules' sheet (else the first). Title rows above the header are skipped: `skip_rows`
+    non-empty rows, or else the rows before the first that fills at least half as many cells as
+    the widest of the leading rows (a title fills one cell, a header most of them)."""
     stack = ExitStack()
     try:
         path = stack.enter_context(local_file(source))  # no suffix: calamine sniffs the bytes
         sheet = _sheet(stack.enter_context(_workbook(path)), rules.sheet)
-        rows = _rows(sheet, frozenset(rules.null_values))
-        first = next(rows, None)
+        first, rows = _skip_titles(_rows(sheet, frozenset(rules.null_values)), rules.skip_rows)
     except BaseException:
         stack.close()
         raise
@@ -89,6 +90,26 @@ def _rows(sheet: calamine.CalamineSheet, nulls: frozenset[str]) -> Iterator[Row]
     for cells in sheet.iter_rows():
         if cells.count("") < len(cells):
             yield [_text(v, nulls) if type(v) is str else _render(v) for v in cells]
+
+
+HEADER_SEARCH = 20  # leading rows among which the header is looked for
+
+
+def _skip_titles(rows: Iterator[Row], skip: int | None) -> tuple[Row | None, Iterator[Row]]:
+    """The first row that is not a title, and the rows after it."""
+    if skip is not None:
+        rest = islice(rows, skip, None)
+        return next(rest, None), rest
+    head = list(islice(rows, HEADER_SEARCH))
+    if not head:
+        return None, rows
+    widest = max(_filled(row) for row in head)
+    at = next(i for i, row in enumerate(head) if 2 * _filled(row) >= widest)
+    return head[at], chain(head[at + 1 :], rows)
+
+
+def _filled(row: Row) -> int:
+    return sum(cell is not None for cell in row)
 
 
 def _names(header: Row) -> list[str]:

@@ -176,3 +176,28 @@ def test_read_run_stages_a_workbook(tmp_path: Path) -> None:
     staged = pq.read_table(read.run(ref, RULES, tmp_path / "staging", 100).uri)
     assert staged.to_pydict() == {"time": ["2024-01-01T06:00:00"], "temp_c": ["20.5"]}
     assert read.source_names(staged.schema) == ["Time", "Temp (C)"]
+
+
+def test_title_rows_above_the_header_are_skipped(tmp_path: Path) -> None:
+    path = tmp_path / "titled.xlsx"
+    rows = [
+        ["Monthly report"],
+        [],
+        ["Exported by X", None],
+        ["t", "v", "note"],
+        [dt.date(2024, 1, 1), 1, "a"],
+        [dt.date(2024, 1, 2), 2, None],
+    ]
+    opened = _open(_workbook(path, {"Sheet": rows}))
+    assert opened.names == ["t", "v", "note"]
+    assert _columns(opened) == {
+        "t": ["2024-01-01", "2024-01-02"],
+        "v": ["1", "2"],
+        "note": ["a", None],
+    }
+
+
+def test_skip_rows_overrides_title_detection(tmp_path: Path) -> None:
+    path = tmp_path / "skip.xlsx"
+    _workbook(path, {"Sheet": [["a", "b"], ["t", "v"], ["2024-01-01", "1"]]})
+    assert _open(path, DatasetRules(name="x", skip_rows=1)).names == ["t", "v"]
