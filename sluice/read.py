@@ -155,7 +155,8 @@ _BINARY_MAGIC = {
     b"\xff\xff\xff\xff": "arrow",  # Arrow IPC stream (continuation marker)
     b"ORC": "orc",
 }
-_TEXT_BOMS = (b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff")
+_UTF8_BOM = b"\xef\xbb\xbf"
+_UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
 _JSON_SUFFIXES = {".json", ".ndjson", ".jsonl", ".geojson"}
 
 
@@ -177,8 +178,9 @@ def detect_format(source: Source) -> str:
     for magic, what in _UNSUPPORTED.items():
         if head.startswith(magic):
             raise UnreadableFile(f"detected {what}, which Sluice does not read", hint=_HINT)
-    if head.startswith(_TEXT_BOMS) or _looks_utf16(head):
+    if head.startswith(_UTF16_BOMS) or _looks_utf16(head):
         return "delimited"  # the delimited reader transcodes; JSON must be UTF-8
+    head = head.removeprefix(_UTF8_BOM)
     if b"\x00" in head:
         raise UnreadableFile("binary content (NUL bytes), not text", hint=_HINT)
     first = head.lstrip()[:1]
