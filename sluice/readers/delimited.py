@@ -13,7 +13,6 @@ import csv
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import IO
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
@@ -34,6 +33,7 @@ from sluice.readers.text import (
     read_head,
     text_lines,
 )
+from sluice.readers.throttle import Throttled
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +74,7 @@ def open_delimited(source: Source, rules: DatasetRules, batch_rows: int) -> Open
     width = len(plan.layout.fields)
     names = list(plan.layout.fields) if rules.header else [f"column_{i + 1}" for i in range(width)]
     bad_row = _BadRow()
-    stream = open_utf8(source, plan.encoding)
+    stream = Throttled(open_utf8(source, plan.encoding), block_size(batch_rows))
     try:
         reader = pacsv.open_csv(stream, **_options(plan, bad_row, batch_rows))
     except (pa.ArrowInvalid, Undecodable) as exc:
@@ -111,7 +111,7 @@ def _detect(source: Source, rules: DatasetRules) -> _Plan:
 def _options(plan: _Plan, bad_row: _BadRow, batch_rows: int) -> dict[str, object]:
     columns = [f"c{i}" for i in range(len(plan.layout.fields))]
     read = pacsv.ReadOptions(
-        block_size=max(1 << 20, batch_rows * 128),
+        block_size=block_size(batch_rows),
         skip_rows=plan.layout.skip,
         column_names=columns,
         skip_rows_after_names=1 if plan.rules.header else 0,  # parsed: quoted newlines count
@@ -128,8 +128,13 @@ def _options(plan: _Plan, bad_row: _BadRow, batch_rows: int) -> dict[str, object
     return {"read_options": read, "parse_options": parse, "convert_options": convert}
 
 
+def block_size(batch_rows: int) -> int:
+    """Bytes of input per batch: about `batch_rows` rows of ~128 bytes, at least 1 MiB."""
+    return max(1 << 20, batch_rows * 128)
+
+
 def _guarded(
-    reader: pacsv.CSVStreamingReader, stream: IO[bytes], plan: _Plan, bad_row: _BadRow
+    reader: pacsv.CSVStreamingReader, stream: Throttled, plan: _Plan, bad_row: _BadRow
 ) -> Iterator[pa.RecordBatch]:
     try:
         while True:
@@ -139,6 +144,7 @@ def _guarded(
                 return
             except (pa.ArrowInvalid, Undecodable) as exc:
                 raise _unreadable(exc, plan, bad_row) from exc
+            stream.took_batch()
             yield batch
     finally:
         stream.close()
