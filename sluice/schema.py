@@ -61,19 +61,26 @@ class _Evidence:
         self.values += len(arr) - arr.null_count
         if arr.null_count == len(arr) or not self.candidates:
             return
-        self.candidates = _surviving(arr, self.candidates, tz)
-        if self.candidates and self.candidates[0][0] in NUMBERS:
-            self._numbers(pc.utf8_trim_whitespace(arr.drop_null()))
+        self.candidates, converted = _surviving(arr, self.candidates, tz)
+        if converted is not None and self.candidates[0][0] in NUMBERS:
+            self._numbers(pc.utf8_trim_whitespace(arr), converted)
 
-    def _numbers(self, arr: pa.Array) -> None:
-        digits = pc.utf8_length(pc.replace_substring_regex(arr, r"[^0-9]", ""))
-        scale = pc.utf8_length(pc.replace_substring_regex(arr, r"^[^.]*\.?", ""))
-        self.digits = max(self.digits, pc.max(digits).as_py() or 0)
+    def _numbers(self, text: pa.Array, values: pa.Array) -> None:
+        """Range (for epoch detection), scale, and digits only where a value is long enough."""
+        bounds = pc.min_max(values)
+        self.low = _merge(min, self.low, _float(bounds["min"].as_py()))
+        self.high = _merge(max, self.high, _float(bounds["max"].as_py()))
+        lengths = pc.utf8_length(text)
+        point = pc.find_substring(text, ".")
+        scale = pc.if_else(
+            pc.greater_equal(point, 0), pc.subtract(pc.subtract(lengths, point), 1), 0
+        )
         self.scale = max(self.scale, pc.max(scale).as_py() or 0)
-        self.exponent |= bool(pc.any(pc.match_substring_regex(arr, "[eEnN]")).as_py())
-        bounds = pc.min_max(pc.cast(arr, pa.float64()))
-        self.low = _merge(min, self.low, bounds["min"].as_py())
-        self.high = _merge(max, self.high, bounds["max"].as_py())
+        if (pc.max(lengths).as_py() or 0) <= DOUBLE_DIGITS:
+            return  # no value can hold more digits than a double keeps
+        digits = pc.utf8_length(pc.replace_substring_regex(text, r"[^0-9]", ""))
+        self.digits = max(self.digits, pc.max(digits).as_py() or 0)
+        self.exponent |= bool(pc.any(pc.match_substring_regex(text, "[eEnN]")).as_py())
 
 
 def _merge(
@@ -84,15 +91,22 @@ def _merge(
     return pick(old, new)
 
 
-def _surviving(arr: pa.Array, candidates: list[Candidate], tz: str) -> list[Candidate]:
-    """Drop the candidates this batch refutes, trying them in order until one holds."""
+def _surviving(
+    arr: pa.Array, candidates: list[Candidate], tz: str
+) -> tuple[list[Candidate], pa.Array | None]:
+    """Drop the candidates this batch refutes, trying them in order until one holds; the batch
+    as the first surviving candidate converts it."""
     for index, (pg_type, text_format) in enumerate(candidates):
         try:
-            cast_text(arr, pg_type, tz, text_format=text_format, scale=0)
+            converted = cast_text(arr, pg_type, tz, text_format=text_format, scale=0)
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
             continue
-        return candidates[index:]
-    return []
+        return candidates[index:], converted
+    return [], None
+
+
+def _float(value: object) -> float | None:
+    return float(value) if isinstance(value, int | float) else None
 
 
 def infer(staged: Staged, rules: DatasetRules, batch_rows: int) -> InferredSchema:
