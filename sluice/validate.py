@@ -1,9 +1,11 @@
-"""Great Expectations gate: the baseline and dataset suites, run on a staged table, as a report.
+"""Great Expectations gate: the baseline and dataset suites, run on a staged file, as a report.
 
 Suites are plain data built by `sluice.suites` (the baseline the schema implies, and the
-dataset's versioned GX 1.x suite file); `validate_table` runs them with GX
-on pandas, mapping each result to a small `ExpectationResult`. `run`, `check` and `report_rows`
-are the stage as tasks/validate.py uses it.
+dataset's versioned GX 1.x suite file); `validate_table` runs them with GX on a table (as
+pandas), mapping each result to a small `ExpectationResult`. `run`, `check` and `report_rows`
+are the stage as tasks/validate.py uses it; `run` streams the staged file through
+`sluice.validate_chunks`, so its memory grows with the file only by the columns that
+whole-file expectations (row count, key uniqueness, column aggregates) read (see there).
 
 `import great_expectations` costs seconds, so `_runtime` imports it on the first validation,
 once per process, and builds the ephemeral context, pandas data source, asset and batch
@@ -17,15 +19,16 @@ import datetime as dt
 import functools
 import importlib
 import logging
-import math
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from itertools import chain
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from sluice import validate_chunks as chunks
 from sluice.contracts import (
     Expectation,
     ExpectationResult,
@@ -44,8 +47,8 @@ STAGE = "validate"
 log = logging.getLogger(__name__)
 
 SAMPLE_SIZE = 5  # unexpected values kept per result, distinct, as text
+VALIDATE_ROWS = 500_000  # rows per chunk that row-local expectations are validated on
 _PARTIAL_COUNT = 20  # unexpected values GX collects per expectation (deduplicated to SAMPLE_SIZE)
-_TEXT_LIMIT = 200  # longest text kept for one sample value or error message
 _INDEX_KEY = "sluice_index"  # set in each GX expectation's meta: results come back reordered
 _BOUND_KWARGS = ("min_value", "max_value")
 _NULLABLE_INT = {
@@ -74,6 +77,8 @@ class _Runtime:
     batch_definition: Any  # whole-dataframe BatchDefinition of the one DataFrameAsset
     expectation_class: Callable[[str], Any]  # registry lookup by type name
     not_found: type[Exception]  # what the registry raises for an unknown name
+    map_bases: tuple[type, ...]  # GX's row-by-row (map) expectation base classes
+    cross_row: tuple[type, ...]  # the classes of validate_chunks.CROSS_ROW
     lock: threading.Lock
 
 
@@ -88,6 +93,11 @@ def _runtime() -> _Runtime:
     registry: Any = importlib.import_module("great_expectations.expectations.registry")
     gx_exceptions: Any = importlib.import_module("great_expectations.exceptions")
     config: Any = importlib.import_module("great_expectations.data_context.types.base")
+    bases: Any = importlib.import_module("great_expectations.expectations.expectation")
+    engine: Any = importlib.import_module("great_expectations.execution_engine")
+    # GX md5-hashes every DataFrame under 1 GB as a batch "fingerprint" nothing reads: a pass
+    # over all data per chunk. 0 turns it off (a module global read at each get_batch).
+    engine.pandas_execution_engine.HASH_THRESHOLD = 0
 
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = config.ProgressBarsConfig(globally=False)  # no tqdm
@@ -100,6 +110,12 @@ def _runtime() -> _Runtime:
         batch_definition=batch_definition,
         expectation_class=registry.get_expectation_impl,
         not_found=gx_exceptions.ExpectationNotFoundError,
+        map_bases=(
+            bases.ColumnMapExpectation,
+            bases.ColumnPairMapExpectation,
+            bases.MulticolumnMapExpectation,
+        ),
+        cross_row=tuple(registry.get_expectation_impl(name) for name in chunks.CROSS_ROW),
         lock=threading.Lock(),
     )
 
@@ -136,26 +152,48 @@ def validate_table(table: pa.Table, expectations: Sequence[Expectation]) -> Vali
     """
     if not expectations:
         return ValidationReport(rows=table.num_rows)
-    rt = _runtime()
-    arrow_types = {field.name: field.type for field in table.schema}
-    gx_expectations = [
-        _gx_expectation(rt, exp, index, arrow_types) for index, exp in enumerate(expectations)
-    ]
-    suite = rt.gx.ExpectationSuite(name="sluice", expectations=gx_expectations)
-    frame = _to_pandas(table)
-    result_format = {"result_format": "BASIC", "partial_unexpected_count": _PARTIAL_COUNT}
-    with rt.lock:
-        try:
-            batch = rt.batch_definition.get_batch(batch_parameters={"dataframe": frame})
-            outcome = batch.validate(suite, result_format=result_format)
-        finally:
-            _release(rt.datasource)
-
-    by_index = {int(r.expectation_config.meta[_INDEX_KEY]): r for r in outcome.results}
+    prepared = _Prepared(_runtime(), expectations, table.schema)
+    parts = prepared.evaluate(table, tuple(range(len(expectations))))
     return ValidationReport(
-        rows=table.num_rows,
-        results=tuple(_result(exp, by_index[i]) for i, exp in enumerate(expectations)),
+        rows=table.num_rows, results=tuple(parts[i].result for i in range(len(expectations)))
     )
+
+
+class _Prepared:
+    """A suite as GX expectations, run on any table of one file's columns (one GX suite object
+    per set of expectations, built on first use: chunks of a file reuse it)."""
+
+    def __init__(self, rt: _Runtime, expectations: Sequence[Expectation], schema: Any) -> None:
+        arrow_types = {field.name: field.type for field in schema}
+        self.rt = rt
+        self.expectations = tuple(expectations)
+        self.gx = [_gx_expectation(rt, exp, i, arrow_types) for i, exp in enumerate(expectations)]
+        self._suites: dict[tuple[int, ...], Any] = {}
+        classes = [type(e) for e in self.gx]
+        self.plan = chunks.plan(self.expectations, classes, rt.map_bases, rt.cross_row)
+
+    def evaluate(self, table: pa.Table, indices: tuple[int, ...]) -> dict[int, chunks.Part]:
+        """The expectations at `indices` on the table, as Parts by suite index."""
+        rt = self.rt
+        suite = self._suites.get(indices)
+        if suite is None:
+            chosen = [self.gx[i] for i in indices]
+            suite = self._suites[indices] = rt.gx.ExpectationSuite(
+                name="sluice", expectations=chosen
+            )
+        frame = _to_pandas(table)
+        result_format = {"result_format": "BASIC", "partial_unexpected_count": _PARTIAL_COUNT}
+        with rt.lock:
+            try:
+                batch = rt.batch_definition.get_batch(batch_parameters={"dataframe": frame})
+                outcome = batch.validate(suite, result_format=result_format)
+            finally:
+                _release(rt.datasource)
+        parts = {}
+        for result in outcome.results:
+            index = int(result.expectation_config.meta[_INDEX_KEY])
+            parts[index] = _part(self.expectations[index], result)
+        return parts
 
 
 def _gx_expectation(rt: _Runtime, exp: Expectation, index: int, arrow_types: Any) -> Any:
@@ -205,7 +243,8 @@ def _to_pandas(table: pa.Table) -> Any:
 
     Integer columns with nulls become nullable Int* (not float64, which rounds above 2**53);
     naive timestamps become datetime64[ns] where they fit (GX vectorizes `between` only for
-    ns naive columns; others go value by value, ~6 s per million rows).
+    ns naive columns; others go value by value, ~6 s per million rows). A table of no columns
+    keeps its row count (the projection a table row count expectation runs on).
     """
     pa_mod: Any = importlib.import_module("pyarrow")
     pd: Any = importlib.import_module("pandas")
@@ -223,20 +262,30 @@ def _to_pandas(table: pa.Table) -> Any:
                 except pa_mod.ArrowInvalid:
                     pass  # out of the ns range: keep the unit, exact but slower
         columns[field.name] = column.to_pandas()
+    if not columns:
+        return pd.DataFrame(index=pd.RangeIndex(table.num_rows))
     return pd.DataFrame(columns, copy=False)
+
+
+def _part(exp: Expectation, result: Any) -> chunks.Part:
+    """A GX result as a Part: the result, the rows `mostly` counted against, whether it erred."""
+    details: Mapping[str, Any] = result.result or {}
+    considered = int(details.get("element_count") or 0) - int(details.get("missing_count") or 0)
+    error = _exception_message(result.exception_info or {}) is not None
+    return chunks.Part(_result(exp, result), considered, error)
 
 
 def _result(exp: Expectation, result: Any) -> ExpectationResult:
     error = _exception_message(result.exception_info or {})
     if error is not None:
-        return ExpectationResult(exp, False, 0, (f"error: {_clip(error)}",))
+        return ExpectationResult(exp, False, 0, (f"error: {chunks.clip(error)}",))
     details: Mapping[str, Any] = result.result or {}
     success = bool(result.success)
     partial = details.get("partial_unexpected_list")
     if partial:
-        sample = _distinct(_text(value) for value in partial)
+        sample = chunks.distinct((chunks.text(v) for v in partial), SAMPLE_SIZE)
     elif not success and "observed_value" in details:
-        sample = (f"observed {_text(details['observed_value'])}",)
+        sample = (f"observed {chunks.text(details['observed_value'])}",)
     else:
         sample = ()
     return ExpectationResult(exp, success, int(details.get("unexpected_count") or 0), sample)
@@ -250,42 +299,6 @@ def _exception_message(info: Mapping[str, Any]) -> str | None:
     return None
 
 
-def _distinct(texts: Iterable[str]) -> tuple[str, ...]:
-    seen: dict[str, None] = {}
-    for text in texts:
-        seen.setdefault(text, None)
-        if len(seen) == SAMPLE_SIZE:
-            break
-    return tuple(seen)
-
-
-def _text(value: object) -> str:
-    """One unexpected value as text: ISO for dates/times, "null" for any missing value."""
-    if isinstance(value, dict):  # a row of a multi-column expectation
-        return _clip(", ".join(f"{k}={_text(v)}" for k, v in value.items()))
-    if isinstance(value, list | tuple):
-        return _clip("(" + ", ".join(_text(v) for v in value) + ")")
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "null"
-    if type(value).__module__.startswith(("pandas", "numpy")):
-        pd: Any = importlib.import_module("pandas")
-        if pd.isna(value):  # NaT, NA, numpy nan
-            return "null"
-        if isinstance(value, pd.Timestamp | dt.date):
-            return str(value.isoformat())
-        if type(value).__name__ == "datetime64":
-            return str(pd.Timestamp(value).isoformat())
-        if hasattr(value, "item"):  # numpy scalar -> Python scalar
-            value = value.item()
-    if isinstance(value, dt.date):  # datetime included
-        return value.isoformat()
-    return _clip(str(value))
-
-
-def _clip(text: str) -> str:
-    return text if len(text) <= _TEXT_LIMIT else text[: _TEXT_LIMIT - 1] + "…"
-
-
 # --- the stage: what tasks/validate.py calls ---------------------------------------------------
 
 
@@ -295,7 +308,9 @@ def run(
     """Validate the raw staged file, typed as inferred, against baseline + the dataset's suite.
 
     Key names in the rules may be source or target names; suite files name target columns.
-    The whole file is in memory while GX runs (uniqueness needs all rows at once).
+    The file streams past once: row-local expectations run on chunks of VALIDATE_ROWS rows,
+    the others on the whole file's projection onto the columns they name (uniqueness needs all
+    rows of the key at once), so memory grows with the file only by those columns.
     """
     from sluice.errors import TerminalError  # imports psycopg and redis: not at module import
 
@@ -305,12 +320,21 @@ def run(
             suite += load_suite(Path(rules.suite))
         except (OSError, ValueError) as exc:
             raise TerminalError(f"dataset suite unusable: {exc}", hint=_SUITE_HINT) from exc
-    table = _typed_table(raw, schema, rules.time_zone, batch_rows)
     started = time.perf_counter()
+    batches = chunks.iter_typed(raw, schema, rules.time_zone, batch_rows)
+    first = next(batches)  # the typed schema, which min/max bounds are converted to
     try:
-        report = validate_table(table, suite)
+        prepared = _Prepared(_runtime(), suite, first.schema)
     except ValueError as exc:  # unknown expectation type or kwargs GX rejects
         raise TerminalError(f"dataset suite unusable: {exc}", hint=_SUITE_HINT) from exc
+    report = chunks.validate_batches(
+        chain([first], batches),
+        first.schema,
+        prepared.plan,
+        prepared.evaluate,
+        rows=VALIDATE_ROWS,
+        sample_size=SAMPLE_SIZE,
+    )
     failed = sum(not r.success for r in report.results)
     seconds = time.perf_counter() - started
     log.info(
@@ -336,32 +360,6 @@ def _key_names(schema: InferredSchema, key: Sequence[str]) -> list[str]:
             )
         names.append(found[0])
     return names
-
-
-def _typed_table(raw: Staged, schema: InferredSchema, time_zone: str, batch_rows: int) -> Any:
-    """The raw (text) columns cast to their inferred types, as one Arrow table."""
-    pa_mod: Any = importlib.import_module("pyarrow")
-    from sluice.casts import convert
-    from sluice.errors import SchemaConflict
-    from sluice.staging import iter_batches
-
-    names = [col.name for col in schema.columns]
-
-    def typed(batch: Any) -> Any:
-        try:
-            arrays = [convert(batch.column(c.name), c, time_zone) for c in schema.columns]
-        except pa_mod.ArrowInvalid as exc:
-            raise SchemaConflict(
-                f"a column no longer converts to its inferred type ({exc})",
-                hint="the staged data changed since inference; re-run the file",
-            ) from exc
-        return pa_mod.RecordBatch.from_arrays(arrays, names=names)
-
-    batches = [typed(batch) for batch in iter_batches(raw, batch_rows)]
-    if not batches:  # an empty file still has typed columns
-        strings = [pa_mod.array([], pa_mod.string()) for _ in names]
-        batches = [typed(pa_mod.record_batch(strings, names=names))]
-    return pa_mod.Table.from_batches(batches)
 
 
 def check(report: ValidationReport) -> None:

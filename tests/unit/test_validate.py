@@ -18,7 +18,7 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
-from sluice import validate
+from sluice import validate, validate_chunks
 from sluice.contracts import Column, Expectation, InferredSchema, Staged
 from sluice.datasets import DatasetRules
 from sluice.errors import SchemaConflict, TerminalError, ValidationFailed
@@ -446,3 +446,263 @@ def test_the_stage_rejects_an_unknown_key_and_an_unusable_suite(tmp_path: Path) 
     suite.write_text(json.dumps({"expectations": [{"type": "expect_the_unexpected"}]}))
     with pytest.raises(TerminalError, match="expect_the_unexpected"):
         validate.run(raw, RAW_SCHEMA, DatasetRules("d", suite=str(suite)), 4)
+
+
+# --- the stage, chunk by chunk ------------------------------------------------------------------
+
+Run = tuple[int, tuple[str, ...], tuple[int, ...]]  # rows, columns, suite indices of one GX run
+
+
+@pytest.fixture
+def gx_runs(monkeypatch: pytest.MonkeyPatch) -> list[Run]:
+    """Records every GX run `validate.run` makes (real GX still runs each one)."""
+    runs: list[Run] = []
+    evaluate = validate._Prepared.evaluate
+
+    def recording(self: Any, table: pa.Table, indices: tuple[int, ...]) -> Any:
+        runs.append((table.num_rows, tuple(table.column_names), indices))
+        return evaluate(self, table, indices)
+
+    monkeypatch.setattr(validate._Prepared, "evaluate", recording)
+    return runs
+
+
+def _suite_file(tmp_path: Path, *expectations: tuple[str, dict[str, Any]]) -> str:
+    path = tmp_path / "suite.json"
+    items = [{"type": type_, "kwargs": kwargs} for type_, kwargs in expectations]
+    path.write_text(json.dumps({"name": "d", "expectations": items}))
+    return str(path)
+
+
+def _values(*values: str | None) -> list[tuple[str | None, str | None]]:
+    """Rows of RAW_SCHEMA: distinct valid times, the given values."""
+    return [(f"2024-01-01T00:{m:02d}:00Z", v) for m, v in enumerate(values)]
+
+
+def test_a_map_expectation_failing_in_two_chunks_sums_counts_and_samples_both(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, gx_runs: list[Run]
+) -> None:
+    monkeypatch.setattr(validate, "VALIDATE_ROWS", 3)
+    raw = _raw(tmp_path, _values("11", "12", "1", "2", "3", "4", "13", "12", "14"))
+    suite = _suite_file(
+        tmp_path, ("expect_column_values_to_be_between", {"column": "value", "max_value": 10})
+    )
+
+    report = validate.run(raw, RAW_SCHEMA, DatasetRules("d", suite=suite), 2)
+
+    between = report.results[-1]
+    assert between.expectation.type == "expect_column_values_to_be_between"
+    assert not between.success and not report.success
+    assert between.unexpected_count == 5  # 2 in the first chunk, 3 in the last
+    assert between.sample == ("11", "12", "13", "14")  # from both chunks, 12 once
+    chunked = [rows for rows, columns, indices in gx_runs if len(indices) > 1]
+    assert chunked == [3, 3, 3]  # three chunks of 3 rows, built from batches of 2
+
+
+def test_samples_over_chunks_keep_the_first_distinct_values_up_to_the_sample_size(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(validate, "VALIDATE_ROWS", 4)
+    raw = _raw(tmp_path, _values("21", "22", "23", "24", "25", "26", "27", "28"))
+    suite = _suite_file(
+        tmp_path, ("expect_column_values_to_be_between", {"column": "value", "max_value": 10})
+    )
+
+    result = validate.run(raw, RAW_SCHEMA, DatasetRules("d", suite=suite), 4).results[-1]
+
+    assert result.unexpected_count == 8
+    assert result.sample == ("21", "22", "23", "24", "25")  # 4 of chunk 1, then chunk 2's first
+
+
+def test_a_duplicate_split_across_chunks_fails_uniqueness(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, gx_runs: list[Run]
+) -> None:
+    monkeypatch.setattr(validate, "VALIDATE_ROWS", 3)
+    raw = _raw(tmp_path, _values("1", "7", "2", "3", "4", "5", "6", "7", "8"))  # rows 1 and 7
+
+    report = validate.run(raw, RAW_SCHEMA, DatasetRules("d", key=("Value",)), 2)
+
+    unique = _result(report, "expect_column_values_to_be_unique")
+    assert not unique.success and not report.success
+    assert (unique.unexpected_count, unique.sample) == (2, ("7",))
+    assert (9, ("value",), (2,)) in gx_runs  # once, on the whole file's key column only
+
+
+def test_a_compound_key_duplicate_split_across_chunks_fails(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(validate, "VALIDATE_ROWS", 2)
+    rows = [(f"2024-01-01T00:0{i % 3}:00Z", str(i % 2)) for i in range(6)]  # 6 distinct pairs
+    rows[5] = rows[0]  # (00:00, "0") in the first chunk and the last; neither column is unique
+
+    report = validate.run(
+        _raw(tmp_path, rows), RAW_SCHEMA, DatasetRules("d", key=("ts", "Value")), 2
+    )
+
+    compound = _result(report, "expect_compound_columns_to_be_unique")
+    assert not compound.success and compound.unexpected_count == 2
+    assert compound.sample == ("ts=2024-01-01T00:00:00+00:00, value=0",)
+
+
+def test_the_row_count_sees_the_whole_file_on_no_columns(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, gx_runs: list[Run]
+) -> None:
+    monkeypatch.setattr(validate, "VALIDATE_ROWS", 3)
+    suite = _suite_file(
+        tmp_path,
+        ("expect_table_row_count_to_equal", {"value": 8}),
+        ("expect_table_row_count_to_be_between", {"max_value": 7}),
+    )
+    raw = _raw(tmp_path, _values(*"12345678"))
+
+    report = validate.run(raw, RAW_SCHEMA, DatasetRules("d", suite=suite), 2)
+
+    equal, at_most_7 = report.results[-2:]
+    assert report.rows == 8
+    assert equal.success
+    assert not at_most_7.success and at_most_7.sample == ("observed 8",)
+    assert (8, (), (0, 3, 4)) in gx_runs  # baseline's row count and both of these, no column
+
+
+def test_results_come_back_in_suite_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, gx_runs: list[Run]
+) -> None:
+    monkeypatch.setattr(validate, "VALIDATE_ROWS", 2)
+    path = _suite_file(
+        tmp_path,
+        ("expect_column_mean_to_be_between", {"column": "value", "min_value": 0}),
+        ("expect_column_values_to_be_in_set", {"column": "value", "value_set": [1, 2, 3]}),
+        ("expect_compound_columns_to_be_unique", {"column_list": ["value", "ts"]}),
+        ("expect_column_values_to_not_be_null", {"column": "value"}),
+    )
+    raw = _raw(tmp_path, _values("1", "2", "3", "4", "5"))
+
+    report = validate.run(raw, RAW_SCHEMA, DatasetRules("d", key=("Value",), suite=path), 2)
+
+    expected = (*baseline_suite(RAW_SCHEMA, ("value",)), *load_suite(Path(path)))
+    assert tuple(r.expectation for r in report.results) == expected
+    assert [r.success for r in report.results] == [True] * 5 + [False, True, True]
+    # map checks chunk by chunk; the row count, the key (with the mean: same column), compound
+    assert {indices for _, _, indices in gx_runs} == {(1, 3, 5, 7), (0,), (2, 4), (6,)}
+
+
+@pytest.mark.parametrize("chunk_rows", [1, 2, 5, 500_000])
+def test_the_report_is_the_same_whatever_the_chunk_size(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, chunk_rows: int
+) -> None:
+    monkeypatch.setattr(validate, "VALIDATE_ROWS", chunk_rows)
+    rows = _values("1", "2", None, "3", "3", "90", "91", None, "5") + [(None, "6")]
+    path = _suite_file(
+        tmp_path,
+        ("expect_column_values_to_be_between", {"column": "value", "max_value": 50}),
+        ("expect_column_values_to_not_be_null", {"column": "value", "mostly": 0.7}),
+        ("expect_column_max_to_be_between", {"column": "value", "max_value": 50}),
+    )
+    raw = _raw(tmp_path, rows)
+    rules = DatasetRules("d", key=("Value",), suite=path)
+
+    report = validate.run(raw, RAW_SCHEMA, rules, 3)
+
+    assert report.rows == 10
+    assert [(r.success, r.unexpected_count, r.sample) for r in report.results] == [
+        (True, 0, ()),  # row count
+        (False, 1, ("null",)),  # ts not null
+        (False, 2, ("3",)),  # value unique (nulls are not duplicates)
+        (True, 0, ()),  # ts between 1900 and 2200
+        (False, 2, ("90", "91")),
+        (True, 2, ("null",)),  # 2 of 10 null: mostly 0.7 holds over the file
+        (False, 0, ("observed 91",)),
+    ]
+
+
+def test_mostly_is_judged_on_the_whole_file_not_per_chunk(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(validate, "VALIDATE_ROWS", 3)
+    path = _suite_file(
+        tmp_path,
+        ("expect_column_values_to_be_between", {"column": "value", "max_value": 9, "mostly": 0.7}),
+        ("expect_column_values_to_be_between", {"column": "value", "max_value": 9, "mostly": 0.9}),
+    )
+    raw = _raw(tmp_path, _values("10", "11", "1", "2", "3", "4", "5", "6", "7"))  # 2 of 9
+
+    low, high = validate.run(raw, RAW_SCHEMA, DatasetRules("d", suite=path), 3).results[-2:]
+
+    assert low.success and low.unexpected_count == 2  # the first chunk alone is 2 of 3
+    assert not high.success and high.unexpected_count == 2  # 7/9 < 0.9
+
+
+def test_an_expectation_gx_cannot_evaluate_in_chunks_fails_once_with_the_reason(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(validate, "VALIDATE_ROWS", 2)
+    path = _suite_file(tmp_path, ("expect_column_values_to_not_be_null", {"column": "nope"}))
+    raw = _raw(tmp_path, _values("1", "2", "3", "4", "5"))
+
+    result = validate.run(raw, RAW_SCHEMA, DatasetRules("d", suite=path), 2).results[-1]
+
+    assert not result.success and result.unexpected_count == 0
+    assert len(result.sample) == 1
+    assert result.sample[0].startswith("error: ") and "nope" in result.sample[0]
+
+
+def test_an_empty_file_fails_only_the_row_count(tmp_path: Path) -> None:
+    report = validate.run(_raw(tmp_path, []), RAW_SCHEMA, DatasetRules("d", key=("Value",)), 4)
+
+    assert report.rows == 0
+    assert [r.expectation.type for r in report.failures] == ["expect_table_row_count_to_be_between"]
+    assert len(report.results) == 4
+
+
+# --- planning and chunking ----------------------------------------------------------------------
+
+
+def _plan(*expectations: Expectation) -> validate_chunks.Plan:
+    runtime = validate._runtime()
+    classes = [runtime.expectation_class(e.type) for e in expectations]
+    return validate_chunks.plan(expectations, classes, runtime.map_bases, runtime.cross_row)
+
+
+def test_the_plan_splits_by_gx_class_and_keeps_cross_row_checks_whole() -> None:
+    def exp(type_: str, **kwargs: Any) -> Expectation:
+        return Expectation(type_, tuple(kwargs.items()))
+
+    plan = _plan(
+        exp("expect_table_row_count_to_be_between", min_value=1),
+        exp("expect_column_values_to_not_be_null", column="a"),
+        exp("expect_column_values_to_be_unique", column="a"),
+        exp("expect_column_pair_values_to_be_equal", column_A="a", column_B="b"),
+        exp("expect_compound_columns_to_be_unique", column_list=("b", "a")),
+        exp("expect_select_column_values_to_be_unique_within_record", column_list=("a", "b")),
+        exp("expect_column_values_to_be_increasing", column="t"),
+        exp("expect_column_mean_to_be_between", column="b", min_value=0),
+        exp("expect_table_columns_to_match_set", column_set=("a", "b")),
+        exp("expect_table_row_count_to_equal", value=3, row_condition="a > 1"),
+        exp("expect_column_max_to_be_between", column="a", max_value=1),
+    )
+
+    assert plan.chunked == (1, 3, 5, 8)
+    assert {g.columns: g.indices for g in plan.whole} == {
+        (): (0,),
+        ("a",): (2, 10),
+        ("a", "b"): (4,),
+        ("t",): (6,),
+        ("b",): (7,),
+        None: (9,),  # a row_condition may read any column
+    }
+    assert plan.kept(["a", "b", "c", "t"]) == ["a", "b", "c", "t"]
+    assert plan.kept(["a", "b", "c", "t"], start=6) == []
+
+
+def test_chunks_have_exactly_the_chunk_size_and_an_empty_stream_gives_one_empty_chunk() -> None:
+    schema = pa.schema([("x", pa.int64())])
+    batches = [
+        pa.record_batch([pa.array(range(n), pa.int64())], schema=schema) for n in (2, 2, 2, 2, 1)
+    ]
+
+    sizes = [t.num_rows for t in validate_chunks.iter_chunks(batches, schema, 4)]
+    (empty,) = validate_chunks.iter_chunks([], schema, 4)
+
+    assert sizes == [4, 4, 1]
+    assert [t.num_rows for t in validate_chunks.iter_chunks(batches, schema, 3)] == [3, 3, 3]
+    assert (empty.num_rows, empty.schema) == (0, schema)

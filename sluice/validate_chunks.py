@@ -1,0 +1,314 @@
+"""Bounded-memory validation of a staged file: row-local expectations chunk by chunk, the rest
+once on the whole file, projected onto the columns they read.
+
+Great Expectations validates a pandas DataFrame it holds whole, so `sluice.validate.run` never
+gives it the whole file. `plan` splits the suite by the GX class of each expectation:
+
+- row-local: GX map expectations (ColumnMap, ColumnPairMap, MulticolumnMap) whose verdict on a
+  row depends on that row alone, and the schema checks that read no row at all (column count,
+  columns, column types). They run on chunks of `rows` rows as the staged batches stream past,
+  and `merge` sums their chunk results. Memory: one chunk, whatever the file's size.
+- whole-file: everything else (table row count, column mean/min/max/distinct values, ...) and
+  the map expectations of `CROSS_ROW`, which compare a row with others. They run once after the
+  stream, on a table of only the columns their kwargs name (the row count on none); expectations
+  naming the same columns share one run. Memory grows with the file, but only by those columns:
+  for the baseline suite that is the declared key (the row count reads no column).
+
+`iter_typed` reads the staged file batch by batch; GX stays in `sluice.validate`, which passes
+GX's classes to `plan` and an `Evaluate` function to `validate_batches`. Samples of unexpected
+values are text (`text`, `distinct`), in a chunk's result as in a merged one.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib
+import math
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from sluice.contracts import (
+    Expectation,
+    ExpectationResult,
+    InferredSchema,
+    Staged,
+    ValidationReport,
+)
+
+if TYPE_CHECKING:
+    import pyarrow as pa  # type: ignore[import-untyped, unused-ignore]
+
+CROSS_ROW = (
+    "expect_column_values_to_be_unique",
+    "expect_compound_columns_to_be_unique",
+    "expect_column_values_to_be_increasing",
+    "expect_column_values_to_be_decreasing",
+    "expect_column_value_z_scores_to_be_less_than",
+    "expect_column_values_to_not_be_outliers",
+)
+"""GX map expectations (and their subclasses) whose verdict on a row depends on other rows: a
+duplicate elsewhere, the previous row, the column's mean and spread or its quartiles. Chunk by
+chunk they would miss a duplicate split across chunks; they run on the whole file instead.
+(expect_select_column_values_to_be_unique_within_record compares columns of one row: row-local.)
+"""
+
+TEXT_LIMIT = 200  # longest text kept for one sample value or error message
+_SCHEMA_METRICS = frozenset({"table.columns", "table.column_count", "table.column_types"})
+_COLUMN_KWARGS = ("column", "column_A", "column_B")
+_COLUMNS_KWARGS = ("column_list", "column_set")
+
+Evaluate = Callable[["pa.Table", tuple[int, ...]], Mapping[int, "Part"]]
+"""Runs the expectations at these suite indices on a table: their results by index."""
+
+
+@dataclass(frozen=True, slots=True)
+class Part:
+    """One expectation's result on one chunk, with what merging the chunks needs."""
+
+    result: ExpectationResult
+    considered: int = 0  # rows GX's `mostly` counts against: element_count - missing_count
+    error: bool = False  # GX could not evaluate it (the result says why)
+
+
+@dataclass(frozen=True, slots=True)
+class Group:
+    """Whole-file expectations that read the same columns (None: every column of the file)."""
+
+    columns: tuple[str, ...] | None
+    indices: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """Which expectations (suite indices) run chunk by chunk and which on the whole file."""
+
+    chunked: tuple[int, ...]
+    whole: tuple[Group, ...] = ()
+
+    def kept(self, names: Sequence[str], start: int = 0) -> list[str]:
+        """The columns (of `names`, in order) that the whole-file groups from `start` on read."""
+        groups = self.whole[start:]
+        if any(g.columns is None for g in groups):
+            return list(names)
+        wanted = {c for g in groups for c in g.columns or ()}
+        return [n for n in names if n in wanted]
+
+
+def plan(
+    expectations: Sequence[Expectation],
+    classes: Sequence[type],
+    map_bases: tuple[type, ...],
+    cross_row: tuple[type, ...],
+) -> Plan:
+    """Split a suite by each expectation's GX class (`classes`, same order as `expectations`).
+
+    `map_bases` are GX's map expectation base classes, `cross_row` the classes of `CROSS_ROW`.
+    """
+    chunked: list[int] = []
+    groups: dict[tuple[str, ...] | None, list[int]] = {}
+    for index, (exp, cls) in enumerate(zip(expectations, classes, strict=True)):
+        if _row_local(cls, map_bases, cross_row):
+            chunked.append(index)
+        else:
+            groups.setdefault(_projection(exp, cls), []).append(index)
+    return Plan(tuple(chunked), tuple(Group(c, tuple(ix)) for c, ix in groups.items()))
+
+
+def _row_local(cls: type, map_bases: tuple[type, ...], cross_row: tuple[type, ...]) -> bool:
+    if issubclass(cls, map_bases):
+        return not issubclass(cls, cross_row)
+    metrics = _metrics(cls)
+    return bool(metrics) and set(metrics) <= _SCHEMA_METRICS
+
+
+def _metrics(cls: type) -> tuple[str, ...]:
+    """The metrics a GX expectation class declares it reads (table.row_count, column.mean...)."""
+    declared = getattr(cls, "metric_dependencies", ())
+    return tuple(str(m) for m in declared) if isinstance(declared, tuple | list) else ()
+
+
+def _projection(exp: Expectation, cls: type) -> tuple[str, ...] | None:
+    """The columns a whole-file expectation reads: those its kwargs name, none for a row count;
+    all (None) where that cannot be told: a row_condition (free text) or other table metrics."""
+    kwargs = dict(exp.kwargs)
+    if kwargs.get("row_condition"):
+        return None
+    columns = referenced(kwargs)
+    if columns:
+        return columns
+    return () if _metrics(cls) == ("table.row_count",) else None
+
+
+def referenced(kwargs: Mapping[str, object]) -> tuple[str, ...]:
+    """The column names an expectation's kwargs name (column, column_A/B, column_list/set)."""
+    names = {value for key in _COLUMN_KWARGS if isinstance(value := kwargs.get(key), str)}
+    for key in _COLUMNS_KWARGS:
+        values = kwargs.get(key)
+        if isinstance(values, list | tuple | set | frozenset):
+            names.update(v for v in values if isinstance(v, str))
+    return tuple(sorted(names))
+
+
+# --- running a plan over a stream of batches ---------------------------------------------------
+
+
+def validate_batches(
+    batches: Iterable[pa.RecordBatch],
+    schema: pa.Schema,
+    steps: Plan,
+    evaluate: Evaluate,
+    *,
+    rows: int,
+    sample_size: int,
+) -> ValidationReport:
+    """Run the plan over the batches in one pass: results in suite order, rows = all rows.
+
+    Row-local expectations run on each chunk of `rows` rows; the columns the whole-file groups
+    read are kept as the batches pass, then each group runs on its projection (a table of no
+    columns keeps the row count), and columns no later group reads are dropped.
+    """
+    pa_mod: Any = importlib.import_module("pyarrow")
+    names = steps.kept(schema.names)
+    kept: list[Any] = []
+    parts: dict[int, list[Part]] = {index: [] for index in steps.chunked}
+    total = 0
+    for chunk in iter_chunks(_keeping(batches, names, kept), schema, rows):
+        total += chunk.num_rows
+        if steps.chunked:
+            for index, part in evaluate(chunk, steps.chunked).items():
+                parts[index].append(part)
+    results = {index: merge(chunk_parts, sample_size) for index, chunk_parts in parts.items()}
+
+    table = pa_mod.Table.from_batches(kept, pa_mod.schema([schema.field(n) for n in names]))
+    kept.clear()
+    for number, group in enumerate(steps.whole):
+        columns = table.column_names if group.columns is None else group.columns
+        projection = table.select([c for c in columns if c in table.column_names])
+        table = table.select(steps.kept(table.column_names, number + 1))  # what is still read
+        results.update({i: p.result for i, p in evaluate(projection, group.indices).items()})
+    return ValidationReport(rows=total, results=tuple(results[i] for i in sorted(results)))
+
+
+def _keeping(batches: Iterable[Any], names: list[str], kept: list[Any]) -> Iterator[Any]:
+    """The batches, unchanged, keeping the `names` columns of each in `kept` as they pass."""
+    for batch in batches:
+        kept.append(batch.select(names))
+        yield batch
+
+
+def iter_typed(
+    raw: Staged, schema: InferredSchema, time_zone: str, batch_rows: int
+) -> Iterator[Any]:
+    """The raw (text) batches cast to their inferred types: at least one (empty) batch."""
+    pa_mod: Any = importlib.import_module("pyarrow")
+    from sluice.casts import convert
+    from sluice.errors import SchemaConflict
+    from sluice.staging import iter_batches
+
+    names = [col.name for col in schema.columns]
+
+    def typed(batch: Any) -> Any:
+        try:
+            arrays = [convert(batch.column(c.name), c, time_zone) for c in schema.columns]
+        except pa_mod.ArrowInvalid as exc:
+            raise SchemaConflict(
+                f"a column no longer converts to its inferred type ({exc})",
+                hint="the staged data changed since inference; re-run the file",
+            ) from exc
+        return pa_mod.RecordBatch.from_arrays(arrays, names=names)
+
+    empty = True
+    for batch in iter_batches(raw, batch_rows):
+        empty = False
+        yield typed(batch)
+    if empty:  # an empty file still has typed columns
+        strings = [pa_mod.array([], pa_mod.string()) for _ in names]
+        yield typed(pa_mod.record_batch(strings, names=names))
+
+
+def iter_chunks(batches: Iterable[pa.RecordBatch], schema: pa.Schema, rows: int) -> Iterator[Any]:
+    """Tables of `rows` rows (the last one shorter) concatenated from the batches, zero-copy.
+
+    At least one table: an empty one (with the schema's columns) when there are no rows.
+    """
+    pa_mod: Any = importlib.import_module("pyarrow")
+    rows = max(rows, 1)
+    pending: list[Any] = []
+    count = 0
+    emitted = False
+    for batch in batches:
+        pending.append(batch)
+        count += batch.num_rows
+        while count >= rows:
+            table = pa_mod.Table.from_batches(pending, schema)
+            yield table.slice(0, rows)
+            emitted = True
+            rest = table.slice(rows)
+            pending, count = rest.to_batches(), rest.num_rows
+    if count or not emitted:
+        yield pa_mod.Table.from_batches(pending, schema)
+
+
+def merge(parts: Sequence[Part], sample_size: int) -> ExpectationResult:
+    """One expectation's chunk results as one result on all their rows.
+
+    An error in any chunk is the result. Otherwise unexpected counts add up, the sample is the
+    first `sample_size` distinct values over the chunks in order, and success is every chunk's
+    success, except with a numeric `mostly` below 1: then GX's rule on the totals (the share of
+    considered rows that are expected is at least `mostly`; true when no row is considered).
+    """
+    for part in parts:
+        if part.error:
+            return part.result
+    exp = parts[0].result.expectation
+    unexpected = sum(p.result.unexpected_count for p in parts)
+    mostly = dict(exp.kwargs).get("mostly")
+    if isinstance(mostly, int | float) and not isinstance(mostly, bool) and mostly < 1:
+        considered = sum(p.considered for p in parts)
+        success = considered == 0 or (considered - unexpected) / considered >= mostly
+    else:
+        success = all(p.result.success for p in parts)
+    sample = distinct((s for p in parts for s in p.result.sample), sample_size)
+    return ExpectationResult(exp, success, unexpected, sample)
+
+
+def distinct(texts: Iterable[str], limit: int) -> tuple[str, ...]:
+    """The first `limit` distinct texts, in order."""
+    seen: dict[str, None] = {}
+    for item in texts:
+        if len(seen) == limit:
+            break
+        seen.setdefault(item, None)
+    return tuple(seen)
+
+
+# --- unexpected values as text -----------------------------------------------------------------
+
+
+def text(value: object) -> str:
+    """One unexpected value as text: ISO for dates/times, "null" for any missing value."""
+    if isinstance(value, dict):  # a row of a multi-column expectation
+        return clip(", ".join(f"{k}={text(v)}" for k, v in value.items()))
+    if isinstance(value, list | tuple):
+        return clip("(" + ", ".join(text(v) for v in value) + ")")
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "null"
+    if type(value).__module__.startswith(("pandas", "numpy")):
+        pd: Any = importlib.import_module("pandas")
+        if pd.isna(value):  # NaT, NA, numpy nan
+            return "null"
+        if isinstance(value, pd.Timestamp | dt.date):
+            return str(value.isoformat())
+        if type(value).__name__ == "datetime64":
+            return str(pd.Timestamp(value).isoformat())
+        if hasattr(value, "item"):  # numpy scalar -> Python scalar
+            value = value.item()
+    if isinstance(value, dt.date):  # datetime included
+        return value.isoformat()
+    return clip(str(value))
+
+
+def clip(value: str) -> str:
+    """At most TEXT_LIMIT characters (an ellipsis marks a cut)."""
+    return value if len(value) <= TEXT_LIMIT else value[: TEXT_LIMIT - 1] + "…"
