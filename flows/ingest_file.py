@@ -17,7 +17,7 @@ from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 
 from blocks.results import ensure_result_storage
-from sluice.contracts import FileOutcome, FileRef, LoadReport
+from sluice.contracts import FileOutcome, FileRef, InferredSchema, LoadReport
 from sluice.datasets import dataset_for
 from sluice.errors import StagingLost, TerminalError
 from sluice.settings import get_settings
@@ -32,13 +32,13 @@ from tasks.transform import transform
 from tasks.validate import validate
 
 
-def _stages(ref: FileRef) -> LoadReport:
+def _stages(ref: FileRef) -> tuple[LoadReport, InferredSchema]:
     raw = read(ref)
     schema = infer_schema(ref, raw)
     profile(ref, raw, schema)
     validate(ref, raw, schema)
     ready = transform(ref, enrich(ref, raw), schema)
-    return load(ref, ready, schema)
+    return load(ref, ready, schema), schema
 
 
 def run_name() -> str:
@@ -66,10 +66,10 @@ def ingest_file(path: str, dataset: str | None = None) -> FileOutcome:
         )
     try:
         try:
-            report = _stages(ref)
+            report, schema = _stages(ref)
         except StagingLost:
             restage(ref)
-            report = _stages(ref)
+            report, schema = _stages(ref)
     except TerminalError as exc:
         quarantine_file(ref, exc)
         raise
@@ -81,4 +81,5 @@ def ingest_file(path: str, dataset: str | None = None) -> FileOutcome:
         file_id=ref.file_id,
         seconds=time.perf_counter() - started,
         table=report.table,
+        message=schema.note,
     )

@@ -97,7 +97,8 @@ def _print(outcome: FileOutcome) -> None:
         soft_wrap=True,
     )
     if outcome.message:
-        err.print(outcome.message, highlight=False, soft_wrap=True)
+        prefix = "note: " if outcome.outcome in ("loaded", "duplicate") else ""
+        err.print(f"{prefix}{outcome.message}", highlight=False, soft_wrap=True)
 
 
 @app.command()

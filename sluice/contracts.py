@@ -61,7 +61,8 @@ class InferredSchema:
     """Column types inferred from the whole file, and the column the hypertable partitions on."""
 
     columns: tuple[Column, ...]
-    time_column: str  # Column.name of the time column
+    time_column: str  # Column.name of the time column, or "_ingested_at" where the file has none
+    note: str = ""  # what a person should know about the inference (e.g. no time column)
 
     def column(self, name: str) -> Column:
         for col in self.columns:
@@ -152,4 +153,4 @@ class FileOutcome:
     file_id: str
     seconds: float
     table: str = ""
-    message: str = ""  # the reason, for a quarantined file
+    message: str = ""  # the reason for a quarantined file; a note for a loaded one

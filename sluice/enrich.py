@@ -13,10 +13,11 @@ from sluice.contracts import FileRef, Staged
 from sluice.staging import iter_batches, read_schema, stage_path, write_batches
 
 STAGE = "enrich"
+INGESTED_AT = "_ingested_at"  # also the time dimension of a file without a time column
 LINEAGE: tuple[pa.Field, ...] = (
     pa.field("_file_id", pa.string(), nullable=False),
     pa.field("_row", pa.int64(), nullable=False),  # 1-based data row number in the file
-    pa.field("_ingested_at", pa.timestamp("us", "UTC"), nullable=False),
+    pa.field(INGESTED_AT, pa.timestamp("us", "UTC"), nullable=False),
 )
 LINEAGE_NAMES = tuple(f.name for f in LINEAGE)
 

@@ -19,6 +19,7 @@ import pyarrow.compute as pc
 from sluice.casts import NUMERIC_PRECISION, cast_text
 from sluice.contracts import Column, InferredSchema, PgType, Staged
 from sluice.datasets import DatasetRules
+from sluice.enrich import INGESTED_AT
 from sluice.errors import SchemaConflict
 from sluice.read import json_columns, source_names
 from sluice.staging import iter_batches, read_schema
@@ -130,7 +131,16 @@ def infer(staged: Staged, rules: DatasetRules, batch_rows: int) -> InferredSchem
         or _column(source, fld, evidence[fld.name], fld.name in jsons)
         for source, fld in zip(sources, arrow_schema, strict=True)
     )
-    return InferredSchema(columns=columns, time_column=pick_time_column(columns, rules))
+    time_column = pick_time_column(columns, rules)
+    note = (
+        ""
+        if time_column != INGESTED_AT
+        else (
+            "no column holds dates or timestamps: the hypertable is partitioned on _ingested_at; "
+            "name a time column with time_column in datasets.yaml if the data has one"
+        )
+    )
+    return InferredSchema(columns=columns, time_column=time_column, note=note)
 
 
 def _candidates(forced: str | None) -> list[Candidate]:
@@ -228,16 +238,14 @@ _TYPED: tuple[tuple[Callable[[pa.DataType], bool], PgType], ...] = (
 
 
 def pick_time_column(columns: Iterable[Column], rules: DatasetRules) -> str:
-    """The dataset's declared time column, else the best-named temporal column."""
+    """The dataset's declared time column, else the best-named temporal column, else
+    `_ingested_at`."""
     cols = list(columns)
     if rules.time_column:
         return _declared_time_column(cols, rules.time_column)
     temporal = [c for c in cols if c.pg_type in TEMPORAL]
     if not temporal:
-        raise SchemaConflict(
-            "no column holds timestamps or dates, so there is no time to partition on",
-            hint="add an ISO 8601 time column, or name one with time_column in datasets.yaml",
-        )
+        return INGESTED_AT  # Sluice's own lineage column: when the rows arrived
     return min(temporal, key=lambda c: (_time_rank(c.name), cols.index(c))).name
 
 
@@ -259,6 +267,8 @@ def _declared_time_column(cols: list[Column], wanted: str) -> str:
 def _time_rank(name: str) -> int:
     if name in TIME_NAMES:
         return TIME_NAMES.index(name)
-    if name.endswith(("_at", "_time", "_ts", "_timestamp", "_date")):
+    if name.endswith(("_at", "_time", "_ts", "_timestamp", "_date")) or name.startswith(
+        ("time_", "date_", "timestamp_")
+    ):
         return len(TIME_NAMES)
     return len(TIME_NAMES) + 1

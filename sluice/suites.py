@@ -11,7 +11,7 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
-from sluice.contracts import Expectation, InferredSchema
+from sluice.contracts import Column, Expectation, InferredSchema
 
 TIME_MIN = dt.date(1900, 1, 1)  # sanity range of the time column (inclusive bounds)
 TIME_MAX = dt.date(2200, 1, 1)
@@ -25,10 +25,13 @@ def baseline_suite(schema: InferredSchema, key: Sequence[str] = ()) -> tuple[Exp
     declared nullable=False; the key (column names) is unique: one column with
     expect_column_values_to_be_unique, several with expect_compound_columns_to_be_unique; and
     the time column's values lie between 1900-01-01 and 2200-01-01 (a sanity check, only for a
-    date, timestamp or timestamptz time column; bounds typed to match the column).
+    date, timestamp or timestamptz time column; bounds typed to match the column). A file
+    without a time column is partitioned on `_ingested_at`, which Sluice fills: no time checks.
     """
     names = [col.name for col in schema.columns]
-    time = schema.column(schema.time_column)  # KeyError if the schema is inconsistent
+    if schema.time_column not in names:
+        return _without_time(schema, key, names)
+    time = schema.column(schema.time_column)
     missing = [name for name in key if name not in names]
     if missing:
         raise ValueError(f"key column(s) not in the schema: {', '.join(missing)}")
@@ -59,6 +62,17 @@ def baseline_suite(schema: InferredSchema, key: Sequence[str] = ()) -> tuple[Exp
             )
         )
     return tuple(suite)
+
+
+def _without_time(
+    schema: InferredSchema, key: Sequence[str], names: list[str]
+) -> tuple[Expectation, ...]:
+    """The baseline of a file whose time dimension is Sluice's own `_ingested_at`."""
+    timed = InferredSchema(
+        columns=(*schema.columns, Column("", schema.time_column, "timestamptz", False)),
+        time_column=schema.time_column,
+    )
+    return tuple(e for e in baseline_suite(timed, key) if e.column != schema.time_column)
 
 
 def _time_bounds(pg_type: str) -> tuple[dt.date, dt.date] | None:

@@ -71,10 +71,18 @@ def test_time_column_prefers_time_names_then_position() -> None:
     assert pick_time_column(cols, DatasetRules(name="t", time_column="Created")) == "created"
 
 
-def test_no_temporal_column_is_a_schema_conflict_with_a_hint() -> None:
-    with pytest.raises(SchemaConflict, match="no column holds timestamps") as info:
-        pick_time_column([Column("v", "v", "bigint", False)], DatasetRules(name="t"))
-    assert "time_column" in info.value.hint
+def test_without_a_temporal_column_the_time_dimension_is_ingested_at(tmp_path: Path) -> None:
+    assert pick_time_column([Column("v", "v", "bigint", False)], DatasetRules(name="t")) == (
+        "_ingested_at"
+    )
+    inferred = infer(_staged(tmp_path, {"a": ["1", "2"]}), DatasetRules(name="t"), 2)
+    assert inferred.time_column == "_ingested_at"
+    assert "partitioned on _ingested_at" in inferred.note
+
+
+def test_time_prefixed_names_are_preferred_as_time_columns() -> None:
+    cols = [Column("d", "day", "date", False), Column("th", "time_hour", "timestamptz", False)]
+    assert pick_time_column(cols, DatasetRules(name="t")) == "time_hour"
 
 
 def test_a_declared_time_column_that_is_not_temporal_is_refused() -> None:
