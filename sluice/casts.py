@@ -8,12 +8,13 @@ Every function raises `pyarrow.ArrowInvalid` when a value does not convert.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from sluice.contracts import Column, PgType
+from sluice.errors import SchemaConflict
 
 UTC_US = pa.timestamp("us", "UTC")
 ARROW_TYPES: dict[PgType, pa.DataType] = {
@@ -53,6 +54,21 @@ def convert(arr: pa.Array, col: Column, tz: str) -> pa.Array:
     if col.pg_type in ("text", "jsonb"):
         return pc.cast(arr, pa.string())
     return pc.cast(arr, arrow_type(col.pg_type, col.scale))
+
+
+def convert_columns(batch: pa.RecordBatch, columns: Sequence[Column], tz: str) -> list[pa.Array]:
+    """The batch's columns as their inferred types; a value that no longer converts (the staged
+    data changed since inference) is a SchemaConflict naming the column."""
+    arrays = []
+    for col in columns:
+        try:
+            arrays.append(convert(batch.column(col.name), col, tz))
+        except pa.ArrowInvalid as exc:
+            raise SchemaConflict(
+                f"column {col.source!r} no longer converts to {col.pg_type} ({exc})",
+                hint="the staged data changed since inference; re-run the file",
+            ) from exc
+    return arrays
 
 
 def cast_text(

@@ -53,11 +53,6 @@ def set_status(r: redis.Redis, file_id: str, *, ttl_s: int, **fields: str | int 
         pipe.execute()
 
 
-def status(r: redis.Redis, file_id: str) -> dict[str, str]:
-    raw: dict[bytes, bytes] = r.hgetall(file_key(file_id))  # type: ignore[assignment]
-    return {k.decode(): v.decode() for k, v in raw.items()}
-
-
 def dead_letter(
     r: redis.Redis,
     error: SluiceError,

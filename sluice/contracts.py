@@ -85,10 +85,6 @@ class ColumnProfile:
     mean: float | None = None
     stddev: float | None = None
 
-    @property
-    def null_ratio(self) -> float:
-        return self.nulls / self.count if self.count else 0.0
-
 
 @dataclass(frozen=True, slots=True)
 class Profile:

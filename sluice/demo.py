@@ -11,6 +11,7 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
+from sluice.load import chunk_count
 from sluice.settings import Settings
 
 START = datetime(2024, 3, 1, tzinfo=UTC)
@@ -71,18 +72,13 @@ def landed(settings: Settings) -> list[tuple[str, str, int, int, int]]:
             count = conn.execute(
                 sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(schema_name, table))
             ).fetchone()
-            chunks = conn.execute(
-                "SELECT count(*) FROM timescaledb_information.chunks "
-                "WHERE hypertable_schema = %s AND hypertable_name = %s",
-                (schema_name, table),
-            ).fetchone()
             result.append(
                 (
                     str(dataset),
                     str(target),
                     int(files),
                     int(count[0]) if count else 0,
-                    int(chunks[0]) if chunks else 0,
+                    chunk_count(conn, schema_name, table),
                 )
             )
     return result

@@ -109,7 +109,7 @@ def run(
             return LoadReport(table=label, rows=0, outcome="duplicate")
         plan = _prepare_table(conn, ref, schema, rules, schema_name)
         _copy(conn, target, staged, schema, plan, batch_rows)
-    chunks = _chunk_count(conn, schema_name, ref.dataset)
+    chunks = chunk_count(conn, schema_name, ref.dataset)
     return LoadReport(
         table=label,
         rows=staged.rows,
@@ -273,7 +273,7 @@ def _cast_batches(
         yield pa.RecordBatch.from_arrays(list(arrays), names=batch.schema.names)
 
 
-def _chunk_count(conn: psycopg.Connection[tuple[object, ...]], schema_name: str, table: str) -> int:
+def chunk_count(conn: psycopg.Connection[tuple[object, ...]], schema_name: str, table: str) -> int:
     row = conn.execute(
         "SELECT count(*) FROM timescaledb_information.chunks "
         "WHERE hypertable_schema = %s AND hypertable_name = %s",

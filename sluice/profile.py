@@ -10,7 +10,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from sluice.casts import convert
+from sluice.casts import convert_columns
 from sluice.contracts import Column, ColumnProfile, InferredSchema, Profile, Staged
 from sluice.datasets import DatasetRules
 from sluice.staging import iter_batches
@@ -91,6 +91,7 @@ def _text(value: object) -> str | None:
 def run(staged: Staged, schema: InferredSchema, rules: DatasetRules, batch_rows: int) -> Profile:
     accs = [_Acc(col) for col in schema.columns]
     for batch in iter_batches(staged, batch_rows):
-        for acc, arr in zip(accs, batch.columns, strict=True):
-            acc.add(convert(arr, acc.column, rules.time_zone))
+        typed = convert_columns(batch, schema.columns, rules.time_zone)
+        for acc, arr in zip(accs, typed, strict=True):
+            acc.add(arr)
     return Profile(rows=staged.rows, columns=tuple(a.result() for a in accs))

@@ -23,6 +23,7 @@ from sluice.datasets import DatasetRules
 from sluice.errors import UnreadableFile
 from sluice.names import unique_identifiers
 from sluice.readers import Opened, Reader, Source
+from sluice.readers.text import wide_encoding
 from sluice.staging import stage_path, write_batches
 
 STAGE = "read"
@@ -156,7 +157,6 @@ _BINARY_MAGIC = {
     b"ORC": "orc",
 }
 _UTF8_BOM = b"\xef\xbb\xbf"
-_UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
 _JSON_SUFFIXES = {".json", ".ndjson", ".jsonl", ".geojson"}
 
 
@@ -178,7 +178,7 @@ def detect_format(source: Source) -> str:
     for magic, what in _UNSUPPORTED.items():
         if head.startswith(magic):
             raise UnreadableFile(f"detected {what}, which Sluice does not read", hint=_HINT)
-    if head.startswith(_UTF16_BOMS) or _looks_utf16(head):
+    if wide_encoding(head):
         return "delimited"  # the delimited reader transcodes; JSON must be UTF-8
     head = head.removeprefix(_UTF8_BOM)
     if b"\x00" in head:
@@ -189,13 +189,3 @@ def detect_format(source: Source) -> str:
     if source.suffix in _JSON_SUFFIXES:
         return "json"
     return "delimited"
-
-
-def _looks_utf16(head: bytes) -> bool:
-    """UTF-16 without a BOM: most ASCII characters leave a NUL in every other byte."""
-    sample = head[:4096]
-    if len(sample) < 16:
-        return False
-    odd_nuls = sample[1::2].count(0) / (len(sample) // 2)
-    even_nuls = sample[0::2].count(0) / (len(sample) // 2)
-    return max(odd_nuls, even_nuls) > 0.6 and min(odd_nuls, even_nuls) < 0.05

@@ -8,7 +8,7 @@ from __future__ import annotations
 from functools import cache
 from pathlib import Path
 
-from pydantic import Field, PostgresDsn, RedisDsn, SecretStr
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -71,11 +71,6 @@ class Settings(BaseSettings):
 
     def dsn(self) -> str:
         return self.database_url.get_secret_value()
-
-    def validate_urls(self) -> None:
-        """Fail early, naming the variable, when a URL is not a URL of the right kind."""
-        PostgresDsn(self.dsn())
-        RedisDsn(self.redis_url.get_secret_value())
 
 
 @cache

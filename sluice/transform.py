@@ -7,11 +7,10 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from sluice.casts import arrow_type, convert
+from sluice.casts import arrow_type, convert_columns
 from sluice.contracts import FileRef, InferredSchema, Staged
 from sluice.datasets import DatasetRules
 from sluice.enrich import LINEAGE, LINEAGE_NAMES
-from sluice.errors import SchemaConflict
 from sluice.staging import iter_batches, stage_path, write_batches
 
 STAGE = "transform"
@@ -43,14 +42,6 @@ def _typed(
     batches: Iterator[pa.RecordBatch], schema: InferredSchema, target: pa.Schema, tz: str
 ) -> Iterator[pa.RecordBatch]:
     for batch in batches:
-        arrays = []
-        for col in schema.columns:
-            try:
-                arrays.append(convert(batch.column(col.name), col, tz))
-            except pa.ArrowInvalid as exc:
-                raise SchemaConflict(
-                    f"column {col.source!r} no longer converts to {col.pg_type} ({exc})",
-                    hint="the staged data changed since inference; re-run the file",
-                ) from exc
+        arrays = convert_columns(batch, schema.columns, tz)
         arrays += [batch.column(name) for name in LINEAGE_NAMES]
         yield pa.RecordBatch.from_arrays(arrays, schema=target)

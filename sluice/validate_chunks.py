@@ -202,20 +202,13 @@ def iter_typed(
 ) -> Iterator[Any]:
     """The raw (text) batches cast to their inferred types: at least one (empty) batch."""
     pa_mod: Any = importlib.import_module("pyarrow")
-    from sluice.casts import convert
-    from sluice.errors import SchemaConflict
+    from sluice.casts import convert_columns
     from sluice.staging import iter_batches
 
     names = [col.name for col in schema.columns]
 
     def typed(batch: Any) -> Any:
-        try:
-            arrays = [convert(batch.column(c.name), c, time_zone) for c in schema.columns]
-        except pa_mod.ArrowInvalid as exc:
-            raise SchemaConflict(
-                f"a column no longer converts to its inferred type ({exc})",
-                hint="the staged data changed since inference; re-run the file",
-            ) from exc
+        arrays = convert_columns(batch, schema.columns, time_zone)
         return pa_mod.RecordBatch.from_arrays(arrays, names=names)
 
     empty = True

@@ -9,7 +9,7 @@ from sluice.settings import get_settings
 from tasks.policy import stage_task
 
 
-@stage_task("enrich", 1)
+@stage_task("enrich")
 def enrich(ref: FileRef, raw: Staged) -> Staged:
     settings = get_settings()
     with translating(file=ref.path, stage="enrich"):

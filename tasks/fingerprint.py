@@ -13,7 +13,7 @@ from sluice.settings import get_settings
 from tasks.policy import stage_task
 
 
-@stage_task("fingerprint", 1, cached=False)
+@stage_task("fingerprint")
 def fingerprint(path: str, dataset: str | None = None) -> FileRef:
     settings = get_settings()
     file = Path(path)
@@ -31,7 +31,7 @@ def fingerprint(path: str, dataset: str | None = None) -> FileRef:
     )
 
 
-@stage_task("ledger_check", 1, cached=False)
+@stage_task("ledger_check")
 def already_loaded(ref: FileRef) -> bool:
     """True when the ledger holds this content: the file is a duplicate."""
     with (

@@ -11,16 +11,7 @@ from sluice import checkpoints, quarantine, staging
 from sluice.contracts import FileRef
 from sluice.errors import SluiceError
 from sluice.settings import get_settings
-from tasks.policy import result_key, stage_task
-
-CACHED_STAGES = {
-    "read": 1,
-    "infer_schema": 1,
-    "profile": 1,
-    "validate": 1,
-    "enrich": 1,
-    "transform": 1,
-}
+from tasks.policy import CACHED_STAGES, result_key, stage_task
 
 
 def _forget(ref: FileRef) -> redis.Redis:
@@ -33,14 +24,14 @@ def _forget(ref: FileRef) -> redis.Redis:
     return r
 
 
-@stage_task("restage", 1, cached=False)
+@stage_task("restage")
 def restage(ref: FileRef) -> None:
     """Staged data of an earlier attempt is gone: forget its results so the stages run again."""
     _forget(ref)
     get_run_logger().warning("staged data of %s was gone; staging it again", ref.path)
 
 
-@stage_task("cleanup", 1, cached=False)
+@stage_task("cleanup")
 def cleanup(ref: FileRef) -> None:
     """The load committed: staged Parquet and the stage results that point at it can go."""
     r = _forget(ref)
@@ -55,7 +46,7 @@ def cleanup(ref: FileRef) -> None:
     )
 
 
-@stage_task("quarantine", 1, cached=False)
+@stage_task("quarantine")
 def quarantine_file(ref: FileRef, error: SluiceError, attempts: int = 1) -> str:
     """Keep the file under quarantine/<dataset>/ and record a dead letter; returns where it went."""
     settings = get_settings()

@@ -12,7 +12,7 @@ from sluice.settings import get_settings
 from tasks.policy import stage_task
 
 
-@stage_task("infer_schema", 1)
+@stage_task("infer_schema")
 def infer_schema(ref: FileRef, raw: Staged) -> InferredSchema:
     settings = get_settings()
     with translating(file=ref.path, stage="infer_schema"):

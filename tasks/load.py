@@ -10,7 +10,7 @@ from sluice.settings import get_settings
 from tasks.policy import stage_task
 
 
-@stage_task("load", 1, cached=False)
+@stage_task("load")
 def load(ref: FileRef, ready: Staged, schema: InferredSchema) -> LoadReport:
     settings = get_settings()
     with translating(file=ref.path, stage="load"), stage.connect(settings.dsn()) as conn:

@@ -48,10 +48,21 @@ def _cache_key(stage: str, version: int) -> Callable[[TaskRunContext, dict[str, 
     return key
 
 
-def stage_task(
-    stage: str, version: int, *, cached: bool = True
-) -> Callable[[Callable[P, R]], Task[P, R]]:
-    """`@stage_task("read", 1)`: a task named after its stage with Sluice's retry policy."""
+# The stages whose results persist, and their versions: bump a stage's version when its output
+# changes, so cached results of the old code are not reused (and cleanup deletes the right keys).
+CACHED_STAGES: dict[str, int] = {
+    "read": 1,
+    "infer_schema": 1,
+    "profile": 1,
+    "validate": 1,
+    "enrich": 1,
+    "transform": 1,
+}
+
+
+def stage_task(stage: str) -> Callable[[Callable[P, R]], Task[P, R]]:
+    """`@stage_task("read")`: a task named after its stage with Sluice's retry policy; its
+    result persists in Redis when the stage is in CACHED_STAGES."""
     settings = get_settings()
     options: dict[str, Any] = dict(
         name=stage,
@@ -60,11 +71,11 @@ def stage_task(
         retry_jitter_factor=0.5,
         retry_condition_fn=is_transient,
     )
-    if cached:
+    if stage in CACHED_STAGES:
         options |= dict(
             persist_result=True,
             result_storage=RESULTS_SLUG,
-            cache_key_fn=_cache_key(stage, version),
+            cache_key_fn=_cache_key(stage, CACHED_STAGES[stage]),
             cache_expiration=timedelta(seconds=settings.result_ttl_s),
         )
     else:

@@ -14,7 +14,7 @@ from sluice.settings import get_settings
 from tasks.policy import stage_task
 
 
-@stage_task("profile", 1)
+@stage_task("profile")
 def profile(ref: FileRef, raw: Staged, schema: InferredSchema) -> Profile:
     settings = get_settings()
     with translating(file=ref.path, stage="profile"):

@@ -10,7 +10,7 @@ from sluice.settings import get_settings
 from tasks.policy import stage_task
 
 
-@stage_task("read", 1)
+@stage_task("read")
 def read(ref: FileRef) -> Staged:
     settings = get_settings()
     with translating(file=ref.path, stage="read"):

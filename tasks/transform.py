@@ -10,7 +10,7 @@ from sluice.settings import get_settings
 from tasks.policy import stage_task
 
 
-@stage_task("transform", 1)
+@stage_task("transform")
 def transform(ref: FileRef, enriched: Staged, schema: InferredSchema) -> Staged:
     settings = get_settings()
     with translating(file=ref.path, stage="transform"):

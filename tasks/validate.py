@@ -12,7 +12,7 @@ from sluice.settings import get_settings
 from tasks.policy import stage_task
 
 
-@stage_task("validate", 1)
+@stage_task("validate")
 def validate(ref: FileRef, raw: Staged, schema: InferredSchema) -> ValidationReport:
     settings = get_settings()
     rules = load_rules(settings.datasets, ref.dataset)

@@ -93,6 +93,14 @@ def detect_encoding(head: bytes, declared: str | None, *, whole: bool = False) -
     return Encoding("utf-8") if _is_utf8(head, whole) else _cp1252(head)
 
 
+def wide_encoding(head: bytes) -> str | None:
+    """UTF-16 or UTF-32 (by BOM, or UTF-16 by its NUL pattern): text, though it holds NULs."""
+    for bom, codec in (*_UTF32_BOMS.items(), *_BOMS.items()):
+        if head.startswith(bom) and codec != "utf-8":
+            return codec
+    return _utf16_without_bom(head)
+
+
 def _utf16_without_bom(head: bytes) -> str | None:
     """Mostly-ASCII UTF-16 leaves a NUL in every other byte: odd ones for LE, even for BE."""
     sample = head[:4096]
