@@ -15,11 +15,12 @@ _HOME = Path(tempfile.mkdtemp(prefix="sluice-test-"))
 TEST_DB = f"sluice_test_{os.getpid()}"
 PG_PORT = os.environ.get("SLUICE_PG_PORT", "55432")  # the ports scripts/services.sh uses
 REDIS_PORT = os.environ.get("SLUICE_REDIS_PORT", "56379")
+REDIS_DB = os.environ.get("SLUICE_TEST_REDIS_DB", "15")  # sessions side by side: one DB each
 ADMIN_DSN = f"postgresql://postgres@127.0.0.1:{PG_PORT}/postgres"
 os.environ.update(
     SLUICE_HOME=str(_HOME),
     SLUICE_DATABASE_URL=f"postgresql://sluice@127.0.0.1:{PG_PORT}/{TEST_DB}",
-    SLUICE_REDIS_URL=f"redis://127.0.0.1:{REDIS_PORT}/15",
+    SLUICE_REDIS_URL=f"redis://127.0.0.1:{REDIS_PORT}/{REDIS_DB}",
     SLUICE_DATASETS=str(_HOME / "datasets.yaml"),
     SLUICE_PREFECT_API_URL="http://127.0.0.1:9/api",  # never a developer's running server
     SLUICE_RETRIES="2",
