@@ -7,13 +7,58 @@ settings changed.
 
 from __future__ import annotations
 
-from prefect_redis import RedisDatabase
+from typing import Any
+
+from prefect_redis import RedisDatabase, RedisLockManager
 from pydantic import SecretStr
 
 from sluice.settings import Settings
 
 RESULTS_BLOCK = "sluice-results"
 RESULTS_SLUG = f"redis-database/{RESULTS_BLOCK}"
+# Prefect holds a stage's cache lock (`lock:<cache key>`) for the stage's run. Without a hold
+# timeout a killed run would hold it forever and the next run of the file would block on it:
+# a run that takes the file lock clears its file's stage locks (their holder is dead), and the
+# hold timeout is the last resort.
+STAGE_LOCK_HOLD_S = 3600.0
+
+
+class LeasedRedisLockManager(RedisLockManager):  # type: ignore[misc]
+    """prefect-redis's lock manager whose locks expire, so a dead holder cannot block forever."""
+
+    def acquire_lock(
+        self,
+        key: str,
+        holder: str,
+        acquire_timeout: float | None = None,
+        hold_timeout: float | None = None,
+    ) -> bool:
+        return bool(
+            super().acquire_lock(key, holder, acquire_timeout, hold_timeout or STAGE_LOCK_HOLD_S)
+        )
+
+    async def aacquire_lock(
+        self,
+        key: str,
+        holder: str,
+        acquire_timeout: float | None = None,
+        hold_timeout: float | None = None,
+    ) -> bool:
+        return bool(
+            await super().aacquire_lock(
+                key, holder, acquire_timeout, hold_timeout or STAGE_LOCK_HOLD_S
+            )
+        )
+
+
+def lock_manager(settings: Settings) -> LeasedRedisLockManager:
+    return LeasedRedisLockManager(connection_url=settings.redis_url.get_secret_value())
+
+
+def stage_lock_name(cache_key: str) -> str:
+    """The Redis key prefect-redis locks a cache key under."""
+    name: Any = RedisLockManager._lock_name_for_key(cache_key)
+    return str(name)
 
 
 def ensure_result_storage(settings: Settings) -> None:

@@ -1,7 +1,9 @@
 """ingest_file: one file through fingerprint -> read -> infer_schema -> profile -> validate ->
 enrich -> transform -> load, each a retrying task whose result persists in Redis.
 
-A new run of a file that failed resumes after its last good stage (the stages' cache keys are
+One run works on a file at a time: the run holds the file's Redis lock (with a lease) from
+the ledger check to the cleanup; a second run waits, then ends `duplicate`. A new run of a
+file that failed resumes after its last good stage (the stages' cache keys are
 the content hash, not the run id). A terminal error quarantines the file and fails the run with
 the error's message; a transient error that outlasts its retries fails the run and leaves the
 file where it is, for the next run. Cached results whose staged data is gone (StagingLost) are
@@ -12,15 +14,17 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
 
 from blocks.results import ensure_result_storage
-from sluice.contracts import FileOutcome, FileRef, InferredSchema, LoadReport
+from sluice.contracts import FileOutcome, FileRef, InferredSchema, LoadReport, Outcome
 from sluice.datasets import dataset_for
-from sluice.errors import StagingLost, TerminalError
+from sluice.errors import StagingLost, TerminalError, UnreadableFile
 from sluice.settings import get_settings
+from tasks.claim import claimed, file_status
 from tasks.enrich import enrich
 from tasks.fingerprint import already_loaded, fingerprint
 from tasks.finish import cleanup, quarantine_file, restage
@@ -55,31 +59,48 @@ def ingest_file(path: str, dataset: str | None = None) -> FileOutcome:
     started = time.perf_counter()
     ensure_result_storage(get_settings())
     ref = fingerprint(path, dataset)
-    if already_loaded(ref):
-        get_run_logger().info("%s is a duplicate of a loaded file (%s)", path, ref.file_id)
-        return FileOutcome(
-            path=path,
-            outcome="duplicate",
-            rows=0,
-            file_id=ref.file_id,
-            seconds=time.perf_counter() - started,
-        )
-    try:
+    with claimed(ref) as claim:
+        if already_loaded(ref):
+            get_run_logger().info("%s is a duplicate of a loaded file (%s)", path, ref.file_id)
+            return _outcome(ref, "duplicate", started)
+        if not Path(ref.path).exists():
+            return _gone(ref, started)
         try:
-            report, schema = _stages(ref)
-        except StagingLost:
-            restage(ref)
-            report, schema = _stages(ref)
-    except TerminalError as exc:
-        quarantine_file(ref, exc)
-        raise
-    cleanup(ref)
+            try:
+                report, schema = _stages(ref)
+            except StagingLost:
+                restage(ref)
+                report, schema = _stages(ref)
+        except TerminalError as exc:
+            quarantine_file(ref, exc, attempts=claim.runs)
+            raise
+        cleanup(ref)
+    return _outcome(
+        ref, report.outcome, started, rows=report.rows, table=report.table, message=schema.note
+    )
+
+
+def _outcome(ref: FileRef, outcome: Outcome, started: float, **fields: Any) -> FileOutcome:
     return FileOutcome(
-        path=path,
-        outcome=report.outcome,
-        rows=report.rows,
+        path=ref.path,
+        outcome=outcome,
         file_id=ref.file_id,
         seconds=time.perf_counter() - started,
-        table=report.table,
-        message=schema.note,
+        **{"rows": 0, **fields},
+    )
+
+
+def _gone(ref: FileRef, started: float) -> FileOutcome:
+    """The file left its path while this run waited for another run of it."""
+    status = file_status(ref)
+    if status.get("status") == "quarantined":
+        get_run_logger().warning("another run quarantined %s as %s", ref.path, status["path"])
+        return _outcome(
+            ref, "quarantined", started, message=f"another run quarantined it as {status['path']}"
+        )
+    raise UnreadableFile(
+        "the file disappeared while another run of it held the lock",
+        file=ref.path,
+        stage="claim",
+        hint="nothing was loaded from it; put the file back in the inbox to ingest it",
     )

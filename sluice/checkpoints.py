@@ -1,7 +1,8 @@
 """Redis: per-file status, the dead-letter stream, and removal of a file's stage results.
 
 Keys, all under `sluice:`
-    sluice:file:<file_id>   hash  dataset, path, stage, status, error, updated   TTL: result_ttl
+    sluice:file:<file_id>   hash  dataset, path, stage, status, runs, updated     TTL: result_ttl
+    sluice:lock:file:<id>   the file lock (sluice/locks.py)                      TTL: its lease
     sluice:dead             stream of dead letters (terminal failures)          capped length
 Prefect's task results live under the cache keys `tasks/` computes; `forget_results` deletes
 them once the file is loaded, so every key Sluice writes has a TTL or an owner that deletes it.
@@ -51,6 +52,30 @@ def set_status(r: redis.Redis, file_id: str, *, ttl_s: int, **fields: str | int 
         pipe.hset(key, mapping=mapping)
         pipe.expire(key, ttl_s)
         pipe.execute()
+
+
+def begin_run(r: redis.Redis, file_id: str, *, ttl_s: int, dataset: str, path: str) -> int:
+    """Mark the file `running` and count this run; returns how many runs the file has had."""
+    key = file_key(file_id)
+    with r.pipeline() as pipe:
+        mapping: dict[Any, Any] = {
+            "status": "running",
+            "stage": "claim",
+            "dataset": dataset,
+            "path": path,
+            "updated": time.time(),
+        }
+        pipe.hset(key, mapping=mapping)
+        pipe.hincrby(key, "runs", 1)
+        pipe.expire(key, ttl_s)
+        runs = pipe.execute()[1]
+    return int(runs)
+
+
+def status_of(r: redis.Redis, file_id: str) -> dict[str, str]:
+    """The file's status hash (empty when Redis has none, e.g. after its TTL)."""
+    raw: dict[Any, Any] = r.hgetall(file_key(file_id))
+    return {k.decode(): v.decode() for k, v in raw.items()}
 
 
 def dead_letter(

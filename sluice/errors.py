@@ -4,8 +4,9 @@
     ├── StagingLost              a cached stage result points at staged data that is gone:
     │                            the flow forgets the file's stage results and stages it again
     ├── TransientError           may succeed on retry: retried with backoff, never quarantined
-    │     connection refused/reset, serialization failure, deadlock, lock timeout,
-    │     admin shutdown, Redis down, file still being written
+    │     │ connection refused/reset, serialization failure, deadlock, lock timeout,
+    │     │ admin shutdown, Redis down, file still being written
+    │     └── FileBusy           another run held the file's lock past this run's wait
     └── TerminalError            retrying cannot help: the file is quarantined with the hint
           ├── UnreadableFile     not a format we read, bad encoding, malformed rows
           ├── SchemaConflict     no time column, or a type the existing table cannot take
@@ -60,6 +61,10 @@ class StagingLost(SluiceError):
 
 class TransientError(SluiceError):
     """Retrying later may succeed."""
+
+
+class FileBusy(TransientError):
+    """Another run held the file longer than this run would wait for it."""
 
 
 class TerminalError(SluiceError):

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
+from sluice import faults
 from sluice.contracts import FileRef, Staged
 from sluice.datasets import DatasetRules
 from sluice.errors import UnreadableFile
@@ -90,6 +91,7 @@ def _nonempty(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
 
 def _chain(first: pa.RecordBatch, rest: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
     yield first
+    faults.point("read")  # the first batch is written to staging
     yield from rest
 
 

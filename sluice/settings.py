@@ -56,6 +56,18 @@ class Settings(BaseSettings):
     lock_timeout_s: float = Field(
         default=30.0, gt=0, description="How long load waits for a table lock before retrying."
     )
+    file_lease_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="Lease of a run's lock on its file, renewed while the run lives: a killed "
+        "run's file is free again this long after its death.",
+    )
+    file_wait_s: float = Field(
+        default=900.0,
+        ge=0,
+        description="How long a run waits for another run of the same file before failing "
+        "(transient: the file stays in the inbox for a later run).",
+    )
 
     @property
     def inbox(self) -> Path:

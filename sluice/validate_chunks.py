@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from sluice import faults
 from sluice.contracts import (
     Expectation,
     ExpectationResult,
@@ -178,6 +179,7 @@ def validate_batches(
         if steps.chunked:
             for index, part in evaluate(chunk, steps.chunked).items():
                 parts[index].append(part)
+        faults.point("validate")
     results = {index: merge(chunk_parts, sample_size) for index, chunk_parts in parts.items()}
 
     table = pa_mod.Table.from_batches(kept, pa_mod.schema([schema.field(n) for n in names]))

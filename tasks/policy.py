@@ -13,11 +13,13 @@ from datetime import timedelta
 from typing import Any, ParamSpec, TypeVar
 
 from prefect import Task, task
+from prefect.cache_policies import CacheKeyFnPolicy
 from prefect.client.schemas.objects import State, TaskRun
 from prefect.context import TaskRunContext
 from prefect.tasks import exponential_backoff
+from prefect.transactions import IsolationLevel
 
-from blocks.results import RESULTS_SLUG
+from blocks.results import RESULTS_SLUG, lock_manager
 from sluice.contracts import FileRef
 from sluice.errors import TransientError
 from sluice.settings import get_settings
@@ -60,6 +62,9 @@ CACHED_STAGES: dict[str, int] = {
 }
 
 
+_LOCKS = lock_manager(get_settings())
+
+
 def stage_task(stage: str) -> Callable[[Callable[P, R]], Task[P, R]]:
     """`@stage_task("read")`: a task named after its stage with Sluice's retry policy; its
     result persists in Redis when the stage is in CACHED_STAGES."""
@@ -75,7 +80,10 @@ def stage_task(stage: str) -> Callable[[Callable[P, R]], Task[P, R]]:
         options |= dict(
             persist_result=True,
             result_storage=RESULTS_SLUG,
-            cache_key_fn=_cache_key(stage, CACHED_STAGES[stage]),
+            # SERIALIZABLE: a run computing a stage's result holds its cache key's lock in
+            # Redis, so a second run of the file waits and then reads that result.
+            cache_policy=CacheKeyFnPolicy(cache_key_fn=_cache_key(stage, CACHED_STAGES[stage]))
+            .configure(isolation_level=IsolationLevel.SERIALIZABLE, lock_manager=_LOCKS),
             cache_expiration=timedelta(seconds=settings.result_ttl_s),
         )
     else:

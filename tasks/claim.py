@@ -1,0 +1,96 @@
+"""Claim a file for one run: its Redis file lock, held for the run, with a lease.
+
+A second run of the same file (another worker, a sensor event and a sweep) waits for the first
+and then finds the ledger row (`duplicate`) or the file quarantined. The lease ends a killed
+run's claim; the run that claims next clears the stage locks the dead run left in Redis.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from prefect import get_run_logger
+
+from blocks.results import stage_lock_name
+from sluice import checkpoints
+from sluice.contracts import FileRef
+from sluice.errors import FileBusy, TransientError, translating
+from sluice.locks import FileLock
+from sluice.settings import get_settings
+from tasks.policy import CACHED_STAGES, result_key
+
+
+@dataclass(frozen=True)
+class Claim:
+    lock: FileLock
+    runs: int  # this file's runs so far, this one included (a dead letter's `attempts`)
+
+
+@contextmanager
+def claimed(ref: FileRef) -> Iterator[Claim]:
+    """Hold the file's lock for the body; TransientError if another run keeps it too long.
+
+    Redis being unreachable is retried like a stage's transient error (same count, same
+    backoff); past that the run fails and the file stays in the inbox.
+    """
+    settings = get_settings()
+    for attempt in range(settings.retries + 1):
+        try:
+            lock, runs = _claim(ref)
+            break
+        except FileBusy:
+            raise
+        except TransientError as exc:
+            if attempt == settings.retries:
+                raise
+            get_run_logger().warning("claim of %s: %s; retrying", ref.path, exc.message)
+            time.sleep(settings.retry_backoff_s * 2**attempt)
+    try:
+        yield Claim(lock, runs)
+    finally:
+        lock.release()
+        if lock.lost:
+            get_run_logger().warning("the lock on %s was taken over during the run", ref.path)
+
+
+def file_status(ref: FileRef) -> dict[str, str]:
+    """The file's status in Redis (`status`, `stage`, `path`, `runs`, ...)."""
+    with translating(file=ref.path, stage="claim"):
+        r = checkpoints.client(get_settings().redis_url.get_secret_value())
+        return checkpoints.status_of(r, ref.file_id)
+
+
+def _claim(ref: FileRef) -> tuple[FileLock, int]:
+    settings = get_settings()
+    logger = get_run_logger()
+    with translating(file=ref.path, stage="claim"):
+        r = checkpoints.client(settings.redis_url.get_secret_value())
+        lock = FileLock(r, ref.file_id, lease_s=settings.file_lease_s)
+        started = time.monotonic()
+        got = lock.acquire(
+            wait_s=settings.file_wait_s,
+            waiting=lambda holder: logger.info(
+                "another run (%s) is working on %s; waiting for it", holder, ref.path
+            ),
+        )
+        if not got:
+            raise FileBusy(
+                f"another run ({lock.holder()}) has held this file for "
+                f"{time.monotonic() - started:.0f} s",
+                hint="the file stays in the inbox; a later run or the sweep picks it up",
+            )
+        try:
+            # Whoever held this file's stage locks is dead: we hold the file now.
+            stale = [stage_lock_name(result_key(s, v, ref)) for s, v in CACHED_STAGES.items()]
+            if removed := r.delete(*stale):
+                logger.warning("cleared %d stage lock(s) a dead run left on %s", removed, ref.path)
+            runs = checkpoints.begin_run(
+                r, ref.file_id, ttl_s=settings.result_ttl_s, dataset=ref.dataset, path=ref.path
+            )
+        except BaseException:
+            lock.release()
+            raise
+    return lock, runs
