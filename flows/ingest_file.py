@@ -62,6 +62,7 @@ def ingest_file(path: str, dataset: str | None = None) -> FileOutcome:
     with claimed(ref) as claim:
         if already_loaded(ref):
             get_run_logger().info("%s is a duplicate of a loaded file (%s)", path, ref.file_id)
+            cleanup(ref)  # a run that died after its commit left staging behind, maybe
             return _outcome(ref, "duplicate", started)
         if not Path(ref.path).exists():
             return _gone(ref, started)

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
+import redis
 
 
 @pytest.fixture(scope="session")
@@ -13,3 +17,29 @@ def prefect_api() -> Iterator[None]:
 
     with prefect_test_harness(server_startup_timeout=120):
         yield
+
+
+@pytest.fixture
+def ingest(prefect_api: None, database: str, redis_client: redis.Redis, home: Path) -> Any:
+    """`ingest(path, dataset=None)`: run the ingest-file flow in this process; its final state."""
+    from flows.ingest_file import ingest_file
+
+    def run(path: Path, dataset: str | None = None) -> Any:
+        return ingest_file(path=str(path), dataset=dataset, return_state=True)
+
+    return run
+
+
+def task_states(flow_run_id: Any) -> dict[str, str]:
+    """State name of each task of a flow run, by task name (`read` -> `Cached`)."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    async def read() -> dict[str, str]:
+        async with get_client() as client:
+            runs = await client.read_task_runs(
+                flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id]))
+            )
+        return {r.task_key.split("-")[0]: r.state.name for r in runs if r.state}
+
+    return asyncio.run(read())

@@ -6,6 +6,7 @@ import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -74,3 +75,11 @@ def home(settings: Settings) -> Iterator[Path]:
         (settings.home / name).mkdir(parents=True)
     settings.datasets.unlink(missing_ok=True)
     yield settings.home
+
+
+def count_rows(db: psycopg.Connection[Any], table: str, where: str = "TRUE") -> int:
+    """Rows of public.<table> (matching `where`, a fixed SQL condition from the test)."""
+    row = db.execute(
+        sql.SQL("SELECT count(*) FROM {} WHERE " + where).format(sql.Identifier("public", table))
+    ).fetchone()
+    return int(row[0]) if row else 0

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import shutil
 from pathlib import Path
 from typing import Any
@@ -15,39 +14,10 @@ from psycopg import sql
 from sluice.checkpoints import DEAD_LETTERS
 from sluice.settings import Settings
 from tests.data import START, weather_csv
+from tests.fix_prefect import task_states
+from tests.fix_services import count_rows
 
 pytestmark = [pytest.mark.services, pytest.mark.flow]
-
-
-@pytest.fixture
-def ingest(prefect_api: None, database: str, redis_client: redis.Redis, home: Path) -> Any:
-    from flows.ingest_file import ingest_file
-
-    def run(path: Path, dataset: str | None = None) -> Any:
-        return ingest_file(path=str(path), dataset=dataset, return_state=True)
-
-    return run
-
-
-def _count(db: psycopg.Connection[Any], table: str, where: str = "TRUE") -> int:
-    row = db.execute(
-        sql.SQL("SELECT count(*) FROM {} WHERE " + where).format(sql.Identifier("public", table))
-    ).fetchone()
-    return int(row[0]) if row else 0
-
-
-def _task_states(flow_run_id: Any) -> dict[str, str]:
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
-
-    async def read() -> dict[str, str]:
-        async with get_client() as client:
-            runs = await client.read_task_runs(
-                flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id]))
-            )
-        return {r.task_key.split("-")[0]: r.state.name for r in runs if r.state}
-
-    return asyncio.run(read())
 
 
 def test_csv_becomes_a_hypertable_with_a_ledger_row(ingest: Any, db: Any, home: Path) -> None:
@@ -58,8 +28,8 @@ def test_csv_becomes_a_hypertable_with_a_ledger_row(ingest: Any, db: Any, home: 
     assert state.is_completed(), state.message
     outcome = state.result()
     assert (outcome.outcome, outcome.rows, outcome.table) == ("loaded", 3000, "public.weather")
-    assert _count(db, "weather") == 3000
-    assert _count(db, "weather", "air_temp_c IS NULL") == 300  # every `NA` cell
+    assert count_rows(db, "weather") == 3000
+    assert count_rows(db, "weather", "air_temp_c IS NULL") == 300  # every `NA` cell
     types = dict(
         db.execute(
             "SELECT column_name, data_type FROM information_schema.columns "
@@ -108,7 +78,7 @@ def test_the_same_file_again_is_a_duplicate_and_changes_nothing(
     again = ingest(copy).result()
 
     assert again.outcome == "duplicate"
-    assert _count(db, "dup") == 500
+    assert count_rows(db, "dup") == 500
     assert db.execute("SELECT count(*) FROM sluice.files WHERE dataset = 'dup'").fetchone() == (1,)
 
 
@@ -135,14 +105,14 @@ def test_a_load_that_failed_transiently_resumes_at_load(
 
     assert failed.is_failed()
     assert "lock" in str(failed.result(raise_on_failure=False)).lower()
-    assert _count(db, "locked") == 200  # nothing of the failed load is visible
+    assert count_rows(db, "locked") == 200  # nothing of the failed load is visible
     assert second.exists()  # a transient failure does not quarantine
 
     resumed = ingest(second)
 
     assert resumed.is_completed()
-    assert _count(db, "locked") == 400
-    states = _task_states(resumed.state_details.flow_run_id)
+    assert count_rows(db, "locked") == 400
+    states = task_states(resumed.state_details.flow_run_id)
     assert states["read"] == "Cached"
     assert states["infer_schema"] == "Cached"
     assert states["transform"] == "Cached"
@@ -163,8 +133,8 @@ def test_a_resumed_run_whose_staging_is_gone_stages_the_file_again(
 
     assert resumed.is_completed(), resumed.message
     assert resumed.result().outcome == "loaded"
-    assert _count(db, "lost") == 250
-    assert "restage" in _task_states(resumed.state_details.flow_run_id)
+    assert count_rows(db, "lost") == 250
+    assert "restage" in task_states(resumed.state_details.flow_run_id)
     assert second.exists() and not (home / "quarantine" / "lost").exists()
 
 
