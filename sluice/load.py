@@ -3,7 +3,8 @@
 Exactly once: the ledger row (`sluice.files`, primary key = content hash) is inserted first in
 the same transaction as the rows. A concurrent load of the same file blocks on that key and then
 finds it committed (`duplicate`); a crash before commit leaves nothing visible; a retry after
-commit finds the ledger row and loads nothing.
+commit finds the ledger row and loads nothing. The `sluice.file.loaded` outbox row is written
+last in that transaction, so the event exists exactly when the rows do.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import pyarrow.compute as pc
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
-from sluice import evolution
+from sluice import evolution, outbox
 from sluice.casts import arrow_type
 from sluice.contracts import FileRef, InferredSchema, LoadReport, PgType, Staged
 from sluice.datasets import DatasetRules
@@ -60,6 +61,17 @@ CREATE TABLE IF NOT EXISTS sluice.schema_history (
     detail      jsonb NOT NULL,
     changed_at  timestamptz NOT NULL DEFAULT now()
 );
+CREATE TABLE IF NOT EXISTS sluice.outbox (
+    id            bigserial PRIMARY KEY,
+    event         text NOT NULL,
+    file_id       text NOT NULL,
+    dataset       text NOT NULL,
+    payload       jsonb NOT NULL,
+    created_at    timestamptz NOT NULL DEFAULT now(),
+    delivered_at  timestamptz,
+    stream_id     text
+);
+CREATE INDEX IF NOT EXISTS outbox_undelivered ON sluice.outbox (id) WHERE delivered_at IS NULL;
 """
 
 
@@ -70,7 +82,8 @@ def connect(dsn: str) -> psycopg.Connection[tuple[object, ...]]:
 def ensure_catalog(conn: psycopg.Connection[tuple[object, ...]]) -> None:
     """Create Sluice's own tables once (serialised by an advisory lock: DDL races otherwise)."""
     with conn.transaction():
-        present = conn.execute("SELECT to_regclass('sluice.schema_history')").fetchone()
+        # The newest table: a database whose catalog predates it gets it too.
+        present = conn.execute("SELECT to_regclass('sluice.outbox')").fetchone()
         if present and present[0] is not None:
             return
         conn.execute("SELECT pg_advisory_xact_lock(hashtext('sluice.catalog'))")
@@ -109,6 +122,13 @@ def run(
             return LoadReport(table=label, rows=0, outcome="duplicate")
         plan = _prepare_table(conn, ref, schema, rules, schema_name)
         _copy(conn, target, staged, schema, plan, batch_rows)
+        outbox.add(
+            conn,
+            outbox.LOADED,
+            file_id=ref.file_id,
+            dataset=ref.dataset,
+            payload=_loaded(ref, staged, label, plan),
+        )
     chunks = chunk_count(conn, schema_name, ref.dataset)
     return LoadReport(
         table=label,
@@ -119,6 +139,21 @@ def run(
         added_columns=tuple(c.name for c in plan.add),
         widened_columns=tuple(c.name for c, _ in plan.widen),
     )
+
+
+def _loaded(ref: FileRef, staged: Staged, label: str, plan: evolution.Plan) -> dict[str, object]:
+    """The payload of the `sluice.file.loaded` event."""
+    return {
+        "file_id": ref.file_id,
+        "dataset": ref.dataset,
+        "table": label,
+        "rows": staged.rows,
+        "path": ref.path,
+        "size": ref.size,
+        "created": plan.create,
+        "added_columns": [c.name for c in plan.add],
+        "widened_columns": [c.name for c, _ in plan.widen],
+    }
 
 
 def _claim(

@@ -1,0 +1,56 @@
+"""relay: outbox events to the Redis stream `sluice:events` and to Prefect events, each once.
+
+Each event is emitted to Prefect with the outbox's `event_id` as the event id, so an event sent
+again after a failed relay is one event in Prefect (its server keeps the first of an id).
+Not cached: the outbox's delivered marks make the task idempotent.
+"""
+
+from __future__ import annotations
+
+from pathlib import PurePath
+
+from prefect import get_run_logger
+from prefect.events import emit_event
+
+from sluice import checkpoints, outbox
+from sluice import load as sink
+from sluice.errors import translating
+from sluice.settings import get_settings
+from tasks.policy import stage_task
+
+MAX_BATCHES = 100  # a run relays at most MAX_BATCHES * limit events; the next run goes on
+
+
+def emit(event: outbox.OutboxEvent) -> None:
+    """The event as a Prefect event about its file: `sluice.file.<file_id>`."""
+    path = str(event.payload.get("path") or "")
+    emit_event(
+        event=event.event,
+        resource={
+            "prefect.resource.id": f"sluice.file.{event.file_id}",
+            "prefect.resource.name": PurePath(path).name or event.file_id,
+            "sluice.dataset": event.dataset,
+        },
+        occurred=event.created_at,
+        payload=dict(event.payload),
+        id=event.event_id,
+    )
+
+
+@stage_task("relay")
+def relay_events(limit: int = 500) -> int:
+    """Relay undelivered outbox events in batches of `limit`; returns how many were delivered."""
+    settings = get_settings()
+    total = 0
+    with (
+        translating(file="sluice.outbox", stage=outbox.STAGE),
+        checkpoints.client(settings.redis_url.get_secret_value()) as r,
+        sink.connect(settings.dsn()) as conn,
+    ):
+        for _ in range(MAX_BATCHES):
+            count = outbox.relay(conn, r, limit=limit, publish=emit)
+            total += count
+            if count < limit:
+                break
+    get_run_logger().info("relayed %d outbox events to %s", total, outbox.STREAM)
+    return total
