@@ -8,6 +8,10 @@ the content hash, not the run id). A terminal error quarantines the file and fai
 the error's message; a transient error that outlasts its retries fails the run and leaves the
 file where it is, for the next run. Cached results whose staged data is gone (StagingLost) are
 forgotten and the file is staged again, once.
+
+The load commits a `sluice.file.loaded` outbox row with the rows; quarantine records
+`sluice.file.quarantined`. The run ends by relaying pending outbox events to the Redis stream
+`sluice:events` and Prefect events; a relay that fails leaves them for the next one.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from tasks.infer_schema import infer_schema
 from tasks.load import load
 from tasks.profile import profile
 from tasks.read import read
+from tasks.relay import relay_events
 from tasks.transform import transform
 from tasks.validate import validate
 
@@ -63,6 +68,7 @@ def ingest_file(path: str, dataset: str | None = None) -> FileOutcome:
         if already_loaded(ref):
             get_run_logger().info("%s is a duplicate of a loaded file (%s)", path, ref.file_id)
             cleanup(ref)  # a run that died after its commit left staging behind, maybe
+            _relay()  # ... and its events in the outbox
             return _outcome(ref, "duplicate", started)
         if not Path(ref.path).exists():
             return _gone(ref, started)
@@ -74,11 +80,20 @@ def ingest_file(path: str, dataset: str | None = None) -> FileOutcome:
                 report, schema = _stages(ref)
         except TerminalError as exc:
             quarantine_file(ref, exc, attempts=claim.runs)
+            _relay()
             raise
         cleanup(ref)
+    _relay()
     return _outcome(
         ref, report.outcome, started, rows=report.rows, table=report.table, message=schema.note
     )
+
+
+def _relay() -> None:
+    """Publish the outbox's events now; one that fails stays in the outbox for the next relay."""
+    state = relay_events(return_state=True)
+    if not state.is_completed():
+        get_run_logger().warning("events stay in the outbox for the next relay: %s", state.message)
 
 
 def _outcome(ref: FileRef, outcome: Outcome, started: float, **fields: Any) -> FileOutcome:

@@ -7,9 +7,10 @@ from pathlib import Path
 import redis
 from prefect import get_run_logger
 
-from sluice import checkpoints, quarantine, staging
+from sluice import checkpoints, outbox, quarantine, staging
+from sluice import load as sink
 from sluice.contracts import FileRef
-from sluice.errors import SluiceError
+from sluice.errors import SluiceError, translating
 from sluice.settings import get_settings
 from tasks.policy import CACHED_STAGES, result_key, stage_task
 
@@ -57,6 +58,22 @@ def quarantine_file(ref: FileRef, error: SluiceError, attempts: int = 1) -> str:
         quarantine=settings.quarantine,
         inbox=settings.inbox,
     )
+    with translating(file=ref.path, stage="quarantine"), sink.connect(settings.dsn()) as conn:
+        outbox.record(
+            conn,
+            outbox.QUARANTINED,
+            file_id=ref.file_id,
+            dataset=ref.dataset,
+            payload={
+                "path": ref.path,
+                "quarantined": str(kept),
+                "stage": error.stage,
+                "error": type(error).__name__,
+                "message": error.message,
+                "hint": error.hint,
+                "attempts": attempts,
+            },
+        )
     r = checkpoints.client(settings.redis_url.get_secret_value())
     checkpoints.dead_letter(
         r,

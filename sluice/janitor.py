@@ -1,0 +1,103 @@
+"""Clean up what crashed runs left behind: staged data and stage locks nobody owns any more.
+
+A run that dies (SIGKILL, a lost machine) cannot remove its staging folder or release the
+stage locks Prefect took for it. The janitor removes, for files no live run holds:
+
+- `staging/<file_id>/` of a file the ledger has (its load committed), and of any file whose
+  staging is older than `max_age_s` (its cached results have expired by then, so a new run
+  stages it again either way);
+- prefect-redis stage locks (`lock:sluice:result:<stage>:v<n>:<file_id>:...`).
+
+Everything else Sluice keeps in Redis expires by itself (status hashes, file locks, results,
+sent marks) or is a capped stream (`sluice:dead`, `sluice:events`).
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+import redis
+
+from sluice.load import ensure_catalog
+from sluice.locks import lock_key
+
+STAGE_LOCKS = "lock:sluice:result:*"
+
+
+@dataclass(frozen=True)
+class Swept:
+    staging_removed: tuple[str, ...]  # file ids
+    staging_kept: int  # folders of files a run holds, or young and not loaded
+    locks_removed: int
+    bytes_freed: int
+
+
+def sweep(
+    staging: Path,
+    conn: psycopg.Connection[tuple[object, ...]],
+    r: redis.Redis,
+    *,
+    max_age_s: float,
+    now: float | None = None,
+) -> Swept:
+    now = time.time() if now is None else now
+    folders = [p for p in staging.iterdir() if p.is_dir()] if staging.is_dir() else []
+    ids = [p.name for p in folders]
+    loaded = _loaded(conn, ids)
+    held = _held(r, ids)
+    removed: list[str] = []
+    freed = 0
+    for folder in folders:
+        file_id = folder.name
+        if file_id in held:
+            continue
+        if file_id in loaded or now - _newest_mtime(folder) > max_age_s:
+            freed += _size(folder)
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(file_id)
+    return Swept(
+        staging_removed=tuple(removed),
+        staging_kept=len(folders) - len(removed),
+        locks_removed=_orphan_stage_locks(r),
+        bytes_freed=freed,
+    )
+
+
+def _loaded(conn: psycopg.Connection[tuple[object, ...]], ids: list[str]) -> set[str]:
+    if not ids:
+        return set()
+    ensure_catalog(conn)
+    rows = conn.execute("SELECT file_id FROM sluice.files WHERE file_id = ANY(%s)", (ids,))
+    return {str(row[0]) for row in rows}
+
+
+def _held(r: redis.Redis, ids: list[str]) -> set[str]:
+    if not ids:
+        return set()
+    values = r.mget([lock_key(i) for i in ids])
+    return {i for i, v in zip(ids, values, strict=True) if v is not None}
+
+
+def _orphan_stage_locks(r: redis.Redis) -> int:
+    """Stage locks whose file no run holds: their holder is dead."""
+    removed = 0
+    for name in r.scan_iter(match=STAGE_LOCKS, count=500):
+        key = name.decode() if isinstance(name, bytes) else str(name)
+        parts = key.split(":")  # lock, sluice, result, stage, v<n>, file_id, rules_hash
+        if len(parts) < 7 or r.exists(lock_key(parts[5])):
+            continue
+        removed += int(r.delete(key))
+    return removed
+
+
+def _newest_mtime(folder: Path) -> float:
+    times = [folder.stat().st_mtime] + [p.stat().st_mtime for p in folder.rglob("*")]
+    return max(times)
+
+
+def _size(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
