@@ -5,11 +5,14 @@ Flows and Prefect are imported inside the commands that run them, so `sluice --h
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -21,7 +24,10 @@ from sluice.contracts import FileOutcome, Outcome
 from sluice.settings import PROJECT_ROOT, Settings, get_settings
 
 if TYPE_CHECKING:
+    import redis
     from prefect.client.schemas.objects import State
+
+    from sluice.dlq import Letter, Replayed
 
 app = typer.Typer(
     help="Sluice: files in an inbox become rows in TimescaleDB hypertables.",
@@ -32,6 +38,10 @@ services_app = typer.Typer(
     help="Start, stop and check the local Redis, PostgreSQL and Prefect.", no_args_is_help=True
 )
 app.add_typer(services_app, name="services")
+dlq_app = typer.Typer(
+    help="Dead letters: list, show and replay files that were quarantined.", no_args_is_help=True
+)
+app.add_typer(dlq_app, name="dlq")
 out = Console()
 err = Console(stderr=True)
 
@@ -173,6 +183,140 @@ def _show_landed(settings: Settings) -> None:
     for row in sample.landed(settings):
         table.add_row(*(str(v) for v in row))
     out.print(table)
+
+
+@contextmanager
+def _dead_letters(settings: Settings) -> Iterator[redis.Redis]:
+    """Redis for the dlq commands; an unknown letter or Redis down ends the command with 1."""
+    import redis
+
+    from sluice import checkpoints
+    from sluice.errors import SluiceError
+
+    r = checkpoints.client(settings.redis_url.get_secret_value())
+    try:
+        yield r
+    except SluiceError as exc:
+        err.print(str(exc), highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from None
+    except redis.exceptions.ConnectionError as exc:
+        err.print(f"Redis unavailable ({exc}); start it with `sluice services up redis`")
+        raise typer.Exit(1) from None
+    finally:
+        r.close()
+
+
+def _json(data: object) -> None:
+    typer.echo(json.dumps(data, indent=2))
+
+
+@dlq_app.command("list")
+def dlq_list(
+    dataset: Annotated[str | None, typer.Option(help="Only this dataset's letters.")] = None,
+    history: Annotated[
+        bool, typer.Option(help="Every letter, also older ones of a file quarantined again.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="A JSON array, every field.")] = False,
+) -> None:
+    """The newest dead letter of each quarantined file, oldest first. Example: sluice dlq list"""
+    from sluice import dlq
+
+    with _dead_letters(get_settings()) as r:
+        found = dlq.letters(r, dataset=dataset, history=history)
+    if as_json:
+        _json([letter.as_dict() for letter in found])
+        return
+    table = Table(title="Dead letters")
+    for name in ("id", "when", "dataset", "file", "stage", "error"):
+        table.add_column(name, no_wrap=name in ("id", "when"))
+    table.add_column("message", ratio=1)
+    for letter in found:
+        cells = (letter.dataset, letter.name, letter.stage, letter.error, letter.message)
+        table.add_row(letter.id, letter.when, *cells)
+    out.print(table if found else "no dead letters")
+
+
+@dlq_app.command("show")
+def dlq_show(
+    key: Annotated[str, typer.Argument(help="Letter id, or a file id (a unique prefix will do).")],
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False,
+) -> None:
+    """Everything a dead letter says. Example: sluice dlq show 3f2a9c"""
+    from sluice import dlq
+
+    with _dead_letters(get_settings()) as r:
+        letter = dlq.find(r, key)
+    if as_json:
+        _json(letter.as_dict())
+        return
+    _show(letter)
+
+
+def _show(letter: Letter) -> None:
+    rows = {"when": letter.when, **letter.as_dict()}
+    rows.pop("at")
+    for name, value in rows.items():
+        out.print(f"{name:<12} {value}", highlight=False, soft_wrap=True)
+
+
+@dlq_app.command("replay")
+def dlq_replay(
+    keys: Annotated[
+        list[str] | None, typer.Argument(help="Letter ids or file ids (unique prefixes).")
+    ] = None,
+    all_: Annotated[bool, typer.Option("--all", help="Every file with a dead letter.")] = False,
+    dataset: Annotated[str | None, typer.Option(help="With --all: only this dataset.")] = None,
+    verbose: Annotated[bool, typer.Option(help="Show Prefect's run logs here too.")] = False,
+) -> None:
+    """Move quarantined files back to the inbox and ingest them again, after fixing the cause.
+
+    Example: sluice dlq replay --all --dataset weather
+    """
+    if bool(keys) == all_:
+        raise typer.BadParameter("give letter ids or --all (not both)")
+    if dataset and not all_:
+        raise typer.BadParameter("--dataset goes with --all")
+    settings = get_settings()
+    _use_local_prefect(settings)
+    _quiet_prefect_console(verbose)
+    from flows.replay import replay
+
+    state = replay(ids=keys or None, all=all_, dataset=dataset, return_state=True)
+    summary = state.result(raise_on_failure=False)
+    if not isinstance(summary, list):
+        err.print(f"replay failed: {summary}", highlight=False, soft_wrap=True)
+        raise typer.Exit(1)
+    for item in summary:
+        _print_replayed(item)
+    if not summary:
+        out.print("no dead letters to replay")
+    if any(item.outcome not in ("loaded", "duplicate") for item in summary):
+        raise typer.Exit(1)
+
+
+def _print_replayed(item: Replayed) -> None:
+    file_id = item.file_id[:12] or "-"
+    out.print(
+        f"{item.outcome:<11} {item.rows:>10,} rows  {file_id:<12}  {item.letter}  {item.file}",
+        highlight=False,
+        soft_wrap=True,
+    )
+    if item.message:
+        prefix = "note: " if item.outcome in ("loaded", "duplicate") else ""
+        err.print(f"{prefix}{item.message}", highlight=False, soft_wrap=True)
+
+
+@dlq_app.command("drop")
+def dlq_drop(
+    key: Annotated[str, typer.Argument(help="Letter id, or a file id (a unique prefix will do).")],
+) -> None:
+    """Delete one dead letter; the quarantined file stays. Example: sluice dlq drop 3f2a9c"""
+    from sluice import dlq
+
+    with _dead_letters(get_settings()) as r:
+        letter = dlq.find(r, key)
+        dlq.remove(r, letter.id)
+    out.print(f"dropped {letter.id} ({letter.name}); the file stays at {letter.quarantined}")
 
 
 def main() -> None:
