@@ -18,7 +18,7 @@ import pyarrow.compute as pc
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
-from sluice import evolution, outbox
+from sluice import evolution, faults, outbox
 from sluice.casts import arrow_type
 from sluice.contracts import FileRef, InferredSchema, LoadReport, PgType, Staged
 from sluice.datasets import DatasetRules
@@ -129,6 +129,7 @@ def run(
             dataset=ref.dataset,
             payload=_loaded(ref, staged, label, plan),
         )
+    faults.point("commit")
     chunks = chunk_count(conn, schema_name, ref.dataset)
     return LoadReport(
         table=label,
@@ -292,6 +293,7 @@ def _copy(
     with conn.cursor().copy(statement) as copy:
         for chunk in iter_copy_chunks(batches, types):
             copy.write(chunk)
+            faults.point("copy")
 
 
 def _cast_batches(
