@@ -3,6 +3,9 @@
 Keys, all under `sluice:`
     sluice:file:<file_id>   hash  dataset, path, stage, status, runs, updated     TTL: result_ttl
     sluice:lock:file:<id>   the file lock (sluice/locks.py)                      TTL: its lease
+    sluice:events           stream the outbox relay feeds (sluice/outbox.py)    capped length
+    sluice:outbox:sent:<e>  an event's stream entry id: never published twice   TTL: 7 days
+    lock:sluice:result:...  prefect-redis stage locks (blocks/results.py)       hold timeout
     sluice:dead             stream of dead letters (terminal failures)          capped length
 Prefect's task results live under the cache keys `tasks/` computes; `forget_results` deletes
 them once the file is loaded, so every key Sluice writes has a TTL or an owner that deletes it.

@@ -3,6 +3,8 @@
     SluiceError                  every error Sluice raises on purpose: file, stage, hint
     ├── StagingLost              a cached stage result points at staged data that is gone:
     │                            the flow forgets the file's stage results and stages it again
+    ├── DeadLetterError          (sluice/dlq.py) a dead letter cannot be found or replayed as
+    │                            asked; nothing was changed
     ├── TransientError           may succeed on retry: retried with backoff, never quarantined
     │     │ connection refused/reset, serialization failure, deadlock, lock timeout,
     │     │ admin shutdown, Redis down, file still being written
