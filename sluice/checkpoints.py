@@ -1,6 +1,6 @@
 """Redis: per-file status, the dead-letter stream, and removal of a file's stage results.
 
-Keys, all under `sluice:`
+Keys Sluice writes (all but the stage locks under `sluice:`)
     sluice:file:<file_id>   hash  dataset, path, stage, status, runs, updated     TTL: result_ttl
     sluice:lock:file:<id>   the file lock (sluice/locks.py)                      TTL: its lease
     sluice:events           stream the outbox relay feeds (sluice/outbox.py)    capped length
