@@ -50,6 +50,11 @@ class Plan:
     widen: tuple[tuple[Column, PgType], ...] = ()  # (file column, the table's type before)
     casts: tuple[tuple[str, PgType], ...] = ()
 
+    @property
+    def changes(self) -> bool:
+        """Whether the table needs DDL (columns added or widened)."""
+        return bool(self.add or self.widen)
+
 
 def plan(
     existing: dict[str, PgType], schema: InferredSchema, *, table: str, widen_to_text: bool

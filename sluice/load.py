@@ -23,6 +23,7 @@ from sluice.casts import arrow_type
 from sluice.contracts import FileRef, InferredSchema, LoadReport, PgType, Staged
 from sluice.datasets import DatasetRules
 from sluice.enrich import LINEAGE_NAMES
+from sluice.errors import SchemaConflict
 from sluice.pgcopy import iter_copy_chunks
 from sluice.staging import iter_batches
 
@@ -179,18 +180,23 @@ def _prepare_table(
     rules: DatasetRules,
     schema_name: str,
 ) -> evolution.Plan:
+    label = f"{schema_name}.{ref.dataset}"
     existing = _table_columns(conn, schema_name, ref.dataset)
-    if existing is None:
-        conn.execute(
-            "SELECT pg_advisory_xact_lock(hashtext(%s))", (f"{schema_name}.{ref.dataset}",)
-        )
+    plan = None
+    if existing is not None:
+        try:
+            plan = evolution.plan(existing, schema, table=label, widen_to_text=rules.widen_to_text)
+        except SchemaConflict:
+            plan = None  # decided again under the lock, on the table as it is then
+    if existing is None or plan is None or plan.changes:
+        # DDL ahead: serialise it per table, and decide again on what is there once we hold it
+        # (a concurrent load of the same dataset may have created or evolved the table).
+        conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (label,))
         existing = _table_columns(conn, schema_name, ref.dataset)
-    if existing is None:
-        _create(conn, ref, schema, rules, schema_name)
-        return evolution.Plan(create=True)
-    plan = evolution.plan(
-        existing, schema, table=f"{schema_name}.{ref.dataset}", widen_to_text=rules.widen_to_text
-    )
+        if existing is None:
+            _create(conn, ref, schema, rules, schema_name)
+            return evolution.Plan(create=True)
+        plan = evolution.plan(existing, schema, table=label, widen_to_text=rules.widen_to_text)
     target = sql.Identifier(schema_name, ref.dataset)
     for change, detail in evolution.apply(conn, target, plan):
         _history(conn, ref, schema_name, change, detail)

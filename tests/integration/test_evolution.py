@@ -109,3 +109,38 @@ def test_the_dataset_may_allow_text_widening_or_force_a_type(
     forced = DatasetRules(name="evo_forced", types=(("reading", "text"),))
     _load(db, tmp_path, "c.csv", first.replace("5", "007"), forced)
     assert db.execute("SELECT reading FROM public.evo_forced").fetchone() == ("007",)
+
+
+def test_concurrent_loads_adding_the_same_column_both_land(
+    database: str, db: psycopg.Connection[Any], tmp_path: Path
+) -> None:
+    """Two files with the same new column load at once: one adds it, the other finds it there."""
+    import threading
+
+    rules = DatasetRules(name="evo_race")
+    _load(db, tmp_path, "base.csv", "day,v\n2024-01-01,1\n", rules)
+    errors: list[BaseException] = []
+    reports: list[LoadReport] = []
+
+    def load_one(i: int) -> None:
+        try:
+            with psycopg.connect(database, autocommit=True) as conn:
+                body = f"day,v,new_col\n2024-01-0{i + 2},{i},{i * 10}\n"
+                reports.append(_load(conn, tmp_path / f"t{i}", f"n{i}.csv", body, rules))
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    for i in range(3):
+        (tmp_path / f"t{i}").mkdir()
+    threads = [threading.Thread(target=load_one, args=(i,)) for i in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+    assert errors == []
+    assert sorted(r.outcome for r in reports) == ["loaded"] * 3
+    assert sum(bool(r.added_columns) for r in reports) == 1  # one of them added it
+    assert _types(db, "evo_race")["new_col"] == "bigint"
+    count = db.execute("SELECT count(*) FROM public.evo_race").fetchone()
+    assert count is not None and count[0] == 4
