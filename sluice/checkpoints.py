@@ -7,15 +7,19 @@ Keys Sluice writes (all but the stage locks under `sluice:`)
     sluice:outbox:sent:<e>  an event's stream entry id: never published twice   TTL: 7 days
     lock:sluice:result:...  prefect-redis stage locks (blocks/results.py)       hold timeout
     sluice:dead             stream of dead letters (terminal failures)          capped length
+    sluice:seen:<version>   file id of a handled inbox file version (path, size, mtime): the
+                            sensor and the sweep skip it without hashing it   TTL: result_ttl
 Prefect's task results live under the cache keys `tasks/` computes; `forget_results` deletes
 them once the file is loaded, so every key Sluice writes has a TTL or an owner that deletes it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import redis
@@ -79,6 +83,28 @@ def status_of(r: redis.Redis, file_id: str) -> dict[str, str]:
     """The file's status hash (empty when Redis has none, e.g. after its TTL)."""
     raw: dict[Any, Any] = r.hgetall(file_key(file_id))
     return {k.decode(): v.decode() for k, v in raw.items()}
+
+
+def version_key(path: str, size: int, mtime_ns: int) -> str:
+    digest = hashlib.sha256(f"{path}\0{size}\0{mtime_ns}".encode()).hexdigest()[:24]
+    return f"sluice:seen:{digest}"
+
+
+def remember_handled(r: redis.Redis, path: str, file_id: str, *, ttl_s: int) -> bool:
+    """Note that the file now at `path` (this size and mtime) is loaded; False if it is gone."""
+    try:
+        st = Path(path).stat()
+    except OSError:
+        return False
+    r.set(version_key(path, st.st_size, st.st_mtime_ns), file_id, ex=ttl_s)
+    return True
+
+
+def handled(r: redis.Redis, versions: list[tuple[str, int, int]]) -> list[bool]:
+    """For each (path, size, mtime_ns): was this version loaded already?"""
+    if not versions:
+        return []
+    return [v is not None for v in r.mget([version_key(*v) for v in versions])]
 
 
 def dead_letter(

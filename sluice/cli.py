@@ -14,7 +14,7 @@ import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -128,6 +128,38 @@ def ingest(
     outcomes = run_files(paths, dataset, verbose)
     if any(o.outcome not in ("loaded", "duplicate") for o in outcomes):
         raise typer.Exit(1)
+
+
+@app.command()
+def serve(
+    concurrency: Annotated[
+        int, typer.Option(help="Flow runs at once in this process (ingest-file's limit too).")
+    ] = 4,
+    writers: Annotated[
+        int, typer.Option(help="Global limit on concurrent TimescaleDB loads, all workers.")
+    ] = 4,
+    sensor: Annotated[bool, typer.Option(help="Watch the inbox and announce arrivals.")] = True,
+    verbose: Annotated[bool, typer.Option(help="Show Prefect's run logs here too.")] = False,
+) -> None:
+    """Serve the deployments and watch the inbox until Ctrl-C. Example: sluice serve"""
+    import logging
+
+    settings = get_settings()
+    api = _use_local_prefect(settings)
+    if api is None:  # serve needs a real server: triggers, schedules and the UI live there
+        _services("up", ["prefect"])
+        api = _use_local_prefect(settings)
+    _quiet_prefect_console(verbose)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    from deployments.serve import serve as run_serve
+
+    def ready(names: dict[str, Any]) -> None:
+        ui = (api or "").removesuffix("/api")
+        out.print(f"serving {', '.join(names)} on {api}", highlight=False)
+        out.print(f"watching {settings.inbox}; runs: {ui}/runs  (Ctrl-C stops)", highlight=False)
+
+    run_serve(concurrency=concurrency, writers=writers, with_sensor=sensor, on_ready=ready)
 
 
 def _services(command: str, names: list[str]) -> None:

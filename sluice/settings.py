@@ -62,6 +62,12 @@ class Settings(BaseSettings):
         description="Lease of a run's lock on its file, renewed while the run lives: a killed "
         "run's file is free again this long after its death.",
     )
+    sensor_quiet_s: float = Field(
+        default=1.0,
+        ge=0,
+        description="The inbox sensor announces a file once its size and mtime have not "
+        "changed for this long (or at once when a `<name>.done` marker appears).",
+    )
     file_wait_s: float = Field(
         default=900.0,
         ge=0,

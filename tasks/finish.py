@@ -36,6 +36,7 @@ def restage(ref: FileRef) -> None:
 def cleanup(ref: FileRef) -> None:
     """The load committed: staged Parquet and the stage results that point at it can go."""
     r = _forget(ref)
+    checkpoints.remember_handled(r, ref.path, ref.file_id, ttl_s=get_settings().result_ttl_s)
     checkpoints.set_status(
         r,
         ref.file_id,

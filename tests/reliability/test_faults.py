@@ -17,8 +17,9 @@ from sluice.checkpoints import file_key
 from sluice.locks import lock_key
 from sluice.read import fingerprint
 from tests.data import weather_csv
+from tests.fix_stack import Stack, wait_for
 from tests.fixtures.formats import CASES
-from tests.reliability.conftest import Stack, exactly_once, wait_for
+from tests.reliability.conftest import exactly_once
 
 pytestmark = [pytest.mark.services, pytest.mark.reliability]
 ROWS = 20_000  # small, but more than one staged batch and COPY chunk

@@ -1,0 +1,94 @@
+"""The file sensor: complete files in the inbox become `sluice.file.arrived` Prefect events.
+
+One event per file version (resource `sluice.file.arrival.<hash of path, size, mtime>`), with
+the path, dataset and size in its payload; the `ingest-file` deployment's trigger makes a run
+of each (`for_each` resource id). Versions already loaded (the `sluice:seen:` marks the flow
+leaves in Redis) are not announced again when the sensor restarts.
+
+Runs inside `sluice serve`, or alone: `python -m deployments.file_sensor` (SIGTERM/Ctrl-C stop it).
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import redis
+from prefect.events import emit_event
+
+from sluice import checkpoints
+from sluice.sensor import Arrival, InboxSensor
+from sluice.settings import Settings, get_settings
+
+ARRIVED = "sluice.file.arrived"
+RESOURCE_MATCH = "sluice.file.arrival.*"
+log = logging.getLogger("sluice.sensor")
+
+
+def announce(arrival: Arrival) -> None:
+    emit_event(
+        event=ARRIVED,
+        resource={
+            "prefect.resource.id": arrival.resource_id,
+            "prefect.resource.name": Path(arrival.path).name,
+            "sluice.dataset": arrival.dataset,
+        },
+        payload={
+            "path": arrival.path,
+            "dataset": arrival.dataset,
+            "size": arrival.size,
+            "mtime_ns": arrival.mtime_ns,
+        },
+    )
+
+
+def already_loaded(settings: Settings) -> Callable[[Arrival], bool]:
+    """True for a version the flow marked loaded; Redis down: announce it anyway."""
+    r = checkpoints.client(settings.redis_url.get_secret_value())
+
+    def skip(arrival: Arrival) -> bool:
+        try:
+            versions = [(arrival.path, arrival.size, arrival.mtime_ns)]
+            return checkpoints.handled(r, versions)[0]
+        except redis.exceptions.RedisError:
+            return False
+
+    return skip
+
+
+def sensor(settings: Settings | None = None, **kwargs: Any) -> InboxSensor:
+    settings = settings or get_settings()
+    return InboxSensor(
+        settings.inbox,
+        announce,
+        quiet_s=settings.sensor_quiet_s,
+        skip=already_loaded(settings),
+        **kwargs,
+    )
+
+
+def flush_events(timeout_s: float = 10) -> None:
+    """Send what Prefect's event client still holds (before the process exits)."""
+    from prefect.events.worker import EventsWorker
+
+    EventsWorker.drain_all(timeout=timeout_s)
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    watcher = sensor()
+    log.info("watching %s (quiet period %.1f s)", watcher.inbox, watcher.quiet_s)
+    watcher.run(stop)
+    flush_events()
+    log.info("stopped: %d announced, %d already loaded", watcher.announced, watcher.skipped)
+
+
+if __name__ == "__main__":
+    main()

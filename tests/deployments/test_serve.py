@@ -1,0 +1,166 @@
+"""`sluice serve` on a real Prefect server: files dropped in the inbox become completed runs.
+
+The sensor emits `sluice.file.arrived`, the server's trigger makes an `ingest-file` run per
+event, and serve's warm executor runs it: every step real (tests/fix_stack.py). Each test has
+an inbox of its own (its own SLUICE_HOME), so serve's sensor sees only that test's files.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sluice.load import ensure_catalog
+from sluice.read import fingerprint
+from tests.data import weather_csv
+from tests.fix_stack import REPO, SLUICE, Stack, wait_for
+
+pytestmark = [pytest.mark.services, pytest.mark.deployments]
+
+
+class Served:
+    def __init__(self, stack: Stack, home: Path, proc: subprocess.Popen[str]) -> None:
+        self.stack, self.home, self.proc = stack, home, proc
+
+    def inbox(self, dataset: str) -> Path:
+        folder = self.home / "inbox" / dataset
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
+
+    def ledger(self, dataset: str) -> dict[str, int]:
+        with self.stack.connect() as conn:
+            ensure_catalog(conn)
+            rows = conn.execute(
+                "SELECT file_id, rows FROM sluice.files WHERE dataset = %s", (dataset,)
+            ).fetchall()
+        return {str(k): int(v) for k, v in rows}
+
+    def runs(self, dataset: str) -> list[dict[str, Any]]:
+        return self.stack.flow_runs(f"ingest-file/{dataset}/")
+
+
+@pytest.fixture
+def serving(stack: Stack, tmp_path: Path) -> Iterator[Callable[..., Served]]:
+    """Start `sluice serve [ARGS]` on the stack with a SLUICE_HOME of this test; stop it after."""
+    started: list[subprocess.Popen[str]] = []
+
+    def start(*args: str) -> Served:
+        home = tmp_path / "home"
+        (home / "inbox").mkdir(parents=True, exist_ok=True)
+        env = {**stack.env, "SLUICE_HOME": str(home), "SLUICE_SENSOR_QUIET_S": "0.5"}
+        log = (tmp_path / "serve.log").open("w")
+        proc = subprocess.Popen(
+            [SLUICE, "serve", *args], env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
+            text=True, start_new_session=True,
+        )  # fmt: skip
+        started.append(proc)
+        wait_for(
+            lambda: "watching" in (tmp_path / "serve.log").read_text() or proc.poll() is not None,
+            120,
+            "sluice serve to start",
+        )
+        assert proc.poll() is None, (tmp_path / "serve.log").read_text()
+        return Served(stack, home, proc)
+
+    yield start
+    for proc in started:
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                os.kill(proc.pid, signal.SIGKILL)
+                proc.wait()
+
+
+def test_a_file_dropped_in_the_inbox_becomes_a_completed_run_and_rows(
+    serving: Callable[..., Served],
+) -> None:
+    served = serving()
+    path = weather_csv(served.inbox("dropped") / "a.csv", rows=500)
+    file_id, _ = fingerprint(path)
+
+    wait_for(lambda: served.ledger("dropped"), 120, "the file to be loaded")
+
+    assert served.ledger("dropped") == {file_id: 500}
+    wait_for(lambda: [r for r in served.runs("dropped") if r["state_type"] == "COMPLETED"], 30,
+             "the run to complete")  # fmt: skip
+    (run,) = served.runs("dropped")
+    assert run["name"] == "ingest-file/dropped/a.csv"
+    assert run["deployment_id"] is not None  # a deployment run, re-runnable from the UI
+    assert run["parameters"]["path"] == str(path)
+
+
+def test_fifty_files_dropped_at_once_are_fifty_runs_each_loaded_once(
+    serving: Callable[..., Served],
+) -> None:
+    served = serving()
+    inbox = served.inbox("burst")
+    staging = served.home / "drop"
+    staging.mkdir()
+    ids = set()
+    for i in range(50):  # written aside, then moved in at once, as a copy tool does
+        ids.add(fingerprint(weather_csv(staging / f"f{i:02}.csv", rows=100 + i))[0])
+    for path in staging.iterdir():
+        path.rename(inbox / path.name)
+
+    wait_for(lambda: len(served.ledger("burst")) == 50, 300, "50 files to be loaded")
+    wait_for(
+        lambda: sum(r["state_type"] == "COMPLETED" for r in served.runs("burst")) == 50,
+        60,
+        "50 completed runs",
+    )
+
+    assert set(served.ledger("burst")) == ids
+    assert sum(served.ledger("burst").values()) == sum(100 + i for i in range(50))
+    assert len(served.runs("burst")) == 50  # one run per file: no event was doubled
+    with served.stack.connect() as conn:
+        doubled = conn.execute(
+            "SELECT count(*) FROM (SELECT _file_id, _row FROM public.burst "
+            "GROUP BY 1, 2 HAVING count(*) > 1) d"
+        ).fetchone()
+    assert doubled == (0,)
+
+
+def test_a_file_written_slowly_is_ingested_once_and_complete(
+    serving: Callable[..., Served],
+) -> None:
+    served = serving()
+    source = weather_csv(served.home / "source.csv", rows=400).read_text().splitlines(True)
+    path = served.inbox("slow") / "growing.csv"
+    with path.open("w") as f:  # 4 s of appends, 0.2 s apart: never quiet for 0.5 s
+        for start in range(0, len(source), 20):
+            f.writelines(source[start : start + 20])
+            f.flush()
+            time.sleep(0.2)
+
+    wait_for(lambda: served.ledger("slow"), 120, "the file to be loaded")
+    time.sleep(2)  # would a second (partial) version come?
+
+    assert list(served.ledger("slow").values()) == [400]
+    assert len(served.runs("slow")) == 1
+
+
+def test_a_file_dropped_while_the_sensor_was_down_is_picked_up_by_the_sweep(
+    serving: Callable[..., Served],
+) -> None:
+    served = serving("--no-sensor")
+    path = weather_csv(served.inbox("missed") / "a.csv", rows=300)
+    os.utime(path, (time.time() - 60, time.time() - 60))  # long complete
+    time.sleep(2)
+    assert served.ledger("missed") == {}  # nobody announced it
+
+    (deployment,) = [
+        d for d in served.stack.api("deployments/filter", {}) if d["name"] == "sweep-inbox"
+    ]
+    served.stack.api(f"deployments/{deployment['id']}/create_flow_run", {})
+
+    wait_for(lambda: served.ledger("missed"), 180, "the sweep's run to load the file")
+    assert list(served.ledger("missed").values()) == [300]
