@@ -42,12 +42,19 @@ from tasks.validate import validate
 
 
 def _stages(ref: FileRef) -> tuple[LoadReport, InferredSchema]:
+    """The stages; the schema comes back with a note on rows row-level validation set aside."""
+    from dataclasses import replace
+
     raw = read(ref)
     schema = infer_schema(ref, raw)
-    profile(ref, raw, schema)
-    validate(ref, raw, schema)
-    ready = transform(ref, enrich(ref, raw), schema)
-    return load(ref, ready, schema), schema
+    profiled = profile(ref, raw, schema)
+    report = validate(ref, raw, schema, profiled)
+    ready = transform(ref, enrich(ref, profiled.typed or raw, report), schema)
+    loaded = load(ref, ready, schema)
+    if report.rejected is not None:
+        aside = f"{report.rejected.rows} rows failed expectations: {report.rejected.path}"
+        schema = replace(schema, note="; ".join(filter(None, (schema.note, aside))))
+    return loaded, schema
 
 
 def run_name() -> str:

@@ -22,6 +22,9 @@ PgType = Literal[
     "numeric",
 ]
 Outcome = Literal["loaded", "duplicate", "quarantined", "failed"]
+Severity = Literal["error", "warn"]
+ErrorMode = Literal["file", "rows"]  # a failed error expectation fails the file, or its rows
+DriftCheck = Literal["null_ratio", "mean_shift", "new_categories", "time_order"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,24 +75,67 @@ class InferredSchema:
 
 
 @dataclass(frozen=True, slots=True)
+class Bin:
+    """One histogram bin: [lower, upper) as text (ISO for times), and its row count."""
+
+    lower: str
+    upper: str
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
 class ColumnProfile:
-    """Statistics of one column; numbers are None where they do not apply."""
+    """Statistics of one column; numbers are None (and tuples empty) where they do not apply."""
 
     name: str
     pg_type: PgType
     count: int
     nulls: int
-    distinct: int  # exact up to profile.DISTINCT_CAP, then a lower bound
+    distinct: int  # exact while `distinct_exact`, else a lower bound (profile.DISTINCT_CAP)
     min: str | None = None
     max: str | None = None
-    mean: float | None = None
+    mean: float | None = None  # numbers only (finite values)
     stddev: float | None = None
+    distinct_exact: bool = True
+    top: tuple[tuple[str, int], ...] = ()  # categories (text, boolean): most frequent first
+    histogram: tuple[Bin, ...] = ()  # numbers and times
+
+    @property
+    def null_ratio(self) -> float:
+        return self.nulls / self.count if self.count else 0.0
+
+    @property
+    def categories_complete(self) -> bool:
+        """`top` lists every value of the column (the set a new category is judged against)."""
+        return self.distinct_exact and len(self.top) == self.distinct
+
+
+@dataclass(frozen=True, slots=True)
+class TimeProfile:
+    """The time column's span, order and gaps (stretches without a row)."""
+
+    column: str
+    start: str | None  # ISO; None when the column has no value
+    end: str | None
+    ordered: bool  # rows come in non-decreasing time order
+    step_s: float | None  # typical interval between consecutive distinct times
+    gaps: int  # stretches longer than profile.GAP_STEPS steps without a row
+    largest_gaps: tuple[tuple[str, str], ...] = ()  # (from, to), largest first
+    resolution_s: float = 0.0  # gaps are found to within this (histogram bin width)
 
 
 @dataclass(frozen=True, slots=True)
 class Profile:
     rows: int
     columns: tuple[ColumnProfile, ...]
+    time: TimeProfile | None = None
+    typed: Staged | None = None  # the staged file cast to the inferred types, for later stages
+
+    def column(self, name: str) -> ColumnProfile | None:
+        for col in self.columns:
+            if col.name == name:
+                return col
+        return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +144,7 @@ class Expectation:
 
     type: str  # e.g. "expect_column_values_to_not_be_null"
     kwargs: tuple[tuple[str, object], ...] = ()
-    severity: Literal["error", "warn"] = "error"
+    severity: Severity = "error"
 
     @property
     def column(self) -> str | None:
@@ -112,20 +158,57 @@ class ExpectationResult:
     success: bool
     unexpected_count: int = 0
     sample: tuple[str, ...] = ()  # a few unexpected values, as text
+    rows_rejected: bool = False  # row-level mode: its unexpected rows went to the rows file
+
+    @property
+    def fails_file(self) -> bool:
+        return self.expectation.severity == "error" and not self.success and not self.rows_rejected
+
+
+@dataclass(frozen=True, slots=True)
+class DriftFinding:
+    """One way a file's profile differs from its dataset's recent history."""
+
+    check: DriftCheck
+    column: str
+    severity: Severity
+    message: str  # for people: what moved, from what to what
+    score: float = 0.0  # the measure compared with the rule's threshold
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    """Rows set aside in row-level mode: how many, and the Parquet file that holds them."""
+
+    rows: int
+    path: str  # quarantine/<dataset>/<file_id>.rows.parquet
 
 
 @dataclass(frozen=True, slots=True)
 class ValidationReport:
     rows: int
     results: tuple[ExpectationResult, ...] = field(default_factory=tuple)
+    mode: ErrorMode = "file"  # the dataset's `on_error` rule
+    rejected: Rejected | None = None
+    drift: tuple[DriftFinding, ...] = ()
+    history: int = 0  # files of the dataset's history the drift checks compared with
 
     @property
     def success(self) -> bool:
-        return all(r.success for r in self.results if r.expectation.severity == "error")
+        return not self.failures and not self.drift_errors
 
     @property
     def failures(self) -> tuple[ExpectationResult, ...]:
-        return tuple(r for r in self.results if not r.success and r.expectation.severity == "error")
+        """Failed `error` expectations that fail the file (rejected rows aside)."""
+        return tuple(r for r in self.results if r.fails_file)
+
+    @property
+    def drift_errors(self) -> tuple[DriftFinding, ...]:
+        return tuple(d for d in self.drift if d.severity == "error")
+
+    @property
+    def rows_kept(self) -> int:
+        return self.rows - (self.rejected.rows if self.rejected else 0)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,7 +1,8 @@
 """Per-dataset rules from datasets.yaml, and which dataset a file belongs to.
 
-A rule names the time column, the key, the chunk interval, the missing-value markers and the
-time zone of naive timestamps. Its hash is part of every stage's cache key, so changing a rule
+A rule names the time column, the key, the chunk interval, the missing-value markers, the
+time zone of naive timestamps, the quality gate (suite, `on_error`, drift). Its hash (with the
+content of the suite file) is part of every stage's cache key, so changing a rule or the suite
 re-runs the stages it can affect.
 """
 
@@ -11,13 +12,36 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
 import yaml
 
+from sluice.contracts import DriftCheck, ErrorMode
 from sluice.names import safe_identifier
 
 DEFAULT_NULL_VALUES = ("", "NA", "N/A", "n/a", "NULL", "null", "nil", "NaN", "nan", ".")
+
+
+DRIFT_CHECKS: tuple[DriftCheck, ...] = get_args(DriftCheck)
+
+
+@dataclass(frozen=True, slots=True)
+class DriftRules:
+    """How a file's profile is compared with the profiles of the dataset's last loaded files.
+
+    A threshold of None (or false) turns its check off; `errors` names the checks that fail
+    the file instead of warning.
+    """
+
+    history: int = 10  # loaded files compared with (0: no drift checks)
+    null_ratio: float | None = 0.1  # a column's null ratio above the history's by more than this
+    mean_shift: float | None = 3.0  # a number column's mean this many history stddevs away
+    new_categories: bool = True  # values of a category column the history never had
+    time_order: bool = True  # the file's time span starts before the latest loaded end
+    errors: tuple[DriftCheck, ...] = ()
+
+    def severity(self, check: DriftCheck) -> Literal["error", "warn"]:
+        return "error" if check in self.errors else "warn"
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +62,8 @@ class DatasetRules:
     sheet: str | None = None  # Excel: the sheet to read; None: the first
     types: tuple[tuple[str, str], ...] = ()  # (column, PostgreSQL type) forced over inference
     widen_to_text: bool = False  # may a table column become text when a file has text in it?
+    on_error: ErrorMode = "file"  # rows: rows failing an error expectation go to quarantine
+    drift: DriftRules = DriftRules()
 
     def forced_type(self, *names: str) -> str | None:
         """The `types` rule for a column known by any of `names` (source or safe name)."""
@@ -47,8 +73,15 @@ class DatasetRules:
         return None
 
     def digest(self) -> str:
+        """The rules' hash, with the suite file's content: editing the suite is a new rule."""
         raw = json.dumps(asdict(self), sort_keys=True, default=str).encode()
-        return hashlib.sha256(raw).hexdigest()[:16]
+        digest = hashlib.sha256(raw)
+        if self.suite:
+            try:
+                digest.update(Path(self.suite).read_bytes())
+            except OSError:
+                digest.update(b"<unreadable suite>")  # validate says why
+        return digest.hexdigest()[:16]
 
 
 _FIELDS = {
@@ -65,6 +98,8 @@ _FIELDS = {
     "sheet",
     "types",
     "widen_to_text",
+    "on_error",
+    "drift",
 }
 FORCIBLE_TYPES = {
     "text",
@@ -95,7 +130,38 @@ def load_rules(path: Path, dataset: str) -> DatasetRules:
         values["types"] = _types(path, dataset, values["types"])
     if values.get("suite"):
         values["suite"] = str((path.parent / str(values["suite"])).resolve())
+    if "on_error" in values and values["on_error"] not in ("file", "rows"):
+        raise ValueError(
+            f"{path}: dataset {dataset!r}: on_error must be 'file' or 'rows', "
+            f"got {values['on_error']!r}"
+        )
+    if "drift" in values:
+        values["drift"] = _drift(path, dataset, values["drift"])
     return DatasetRules(name=dataset, **values)
+
+
+def _drift(path: Path, dataset: str, raw: object) -> DriftRules:
+    where = f"{path}: dataset {dataset!r}: drift"
+    if raw is None:
+        return DriftRules()
+    if not isinstance(raw, dict):
+        raise ValueError(f"{where} must be a mapping")
+    unknown = set(raw) - {"history", "errors", *DRIFT_CHECKS}
+    if unknown:
+        raise ValueError(f"{where}: unknown keys {sorted(unknown)}")
+    values: dict[str, Any] = dict(raw)
+    errors = tuple(str(v) for v in _as_list(values.pop("errors", None) or []))
+    bad = [e for e in errors if e not in DRIFT_CHECKS]
+    if bad:
+        raise ValueError(f"{where}: errors {bad} are not checks; use {list(DRIFT_CHECKS)}")
+    for name in ("null_ratio", "mean_shift"):
+        if values.get(name) is False:
+            values[name] = None
+        elif values.get(name) is not None and not isinstance(values[name], int | float):
+            raise ValueError(f"{where}: {name} must be a number (or false)")
+    if not isinstance(values.get("history", 0), int) or values.get("history", 0) < 0:
+        raise ValueError(f"{where}: history must be a whole number of files")
+    return DriftRules(errors=errors, **values)  # type: ignore[arg-type]  # checked above
 
 
 def _types(path: Path, dataset: str, raw: object) -> tuple[tuple[str, str], ...]:

@@ -2,8 +2,8 @@
 
 Suites are plain data built by `sluice.suites` (the baseline the schema implies, and the
 dataset's versioned GX 1.x suite file); `validate_table` runs them with GX on a table (as
-pandas), mapping each result to a small `ExpectationResult`. `run`, `check` and `report_rows`
-are the stage as tasks/validate.py uses it; `run` streams the staged file through
+pandas), mapping each result to a small `ExpectationResult`. `run` is the stage as
+tasks/validate.py uses it (`sluice.verdict` words its report); it streams the staged file through
 `sluice.validate_chunks`, so its memory grows with the file only by the columns that
 whole-file expectations (row count, key uniqueness, column aggregates) read (see there).
 
@@ -23,7 +23,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from itertools import chain
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -33,6 +33,7 @@ from sluice.contracts import (
     Expectation,
     ExpectationResult,
     InferredSchema,
+    Profile,
     Staged,
     ValidationReport,
 )
@@ -163,17 +164,41 @@ class _Prepared:
     """A suite as GX expectations, run on any table of one file's columns (one GX suite object
     per set of expectations, built on first use: chunks of a file reuse it)."""
 
-    def __init__(self, rt: _Runtime, expectations: Sequence[Expectation], schema: Any) -> None:
+    def __init__(
+        self,
+        rt: _Runtime,
+        expectations: Sequence[Expectation],
+        schema: Any,
+        collect: frozenset[int] = frozenset(),
+    ) -> None:
         arrow_types = {field.name: field.type for field in schema}
         self.rt = rt
         self.expectations = tuple(expectations)
+        self.collect = collect  # suite indices whose unexpected rows (indices) are wanted
         self.gx = [_gx_expectation(rt, exp, i, arrow_types) for i, exp in enumerate(expectations)]
         self._suites: dict[tuple[int, ...], Any] = {}
         classes = [type(e) for e in self.gx]
         self.plan = chunks.plan(self.expectations, classes, rt.map_bases, rt.cross_row)
 
-    def evaluate(self, table: pa.Table, indices: tuple[int, ...]) -> dict[int, chunks.Part]:
-        """The expectations at `indices` on the table, as Parts by suite index."""
+    def evaluate(
+        self, table: pa.Table, indices: tuple[int, ...], first_row: int = 0
+    ) -> dict[int, chunks.Part]:
+        """The expectations at `indices` on the table (whose first row is the file's row
+        `first_row`, 0-based), as Parts by suite index. Those in `collect` run with GX's
+        COMPLETE result format and their Parts carry the unexpected rows' file indices."""
+        frame = _to_pandas(table, first_row)
+        wanted = tuple(i for i in indices if i in self.collect)
+        rest = tuple(i for i in indices if i not in self.collect)
+        parts = {}
+        with self.rt.lock:
+            for chosen, complete in ((rest, False), (wanted, True)):
+                if chosen:
+                    for result in self._validate(frame, chosen, complete):
+                        index = int(result.expectation_config.meta[_INDEX_KEY])
+                        parts[index] = _part(self.expectations[index], result, complete)
+        return parts
+
+    def _validate(self, frame: Any, indices: tuple[int, ...], complete: bool) -> Any:
         rt = self.rt
         suite = self._suites.get(indices)
         if suite is None:
@@ -181,19 +206,16 @@ class _Prepared:
             suite = self._suites[indices] = rt.gx.ExpectationSuite(
                 name="sluice", expectations=chosen
             )
-        frame = _to_pandas(table)
-        result_format = {"result_format": "BASIC", "partial_unexpected_count": _PARTIAL_COUNT}
-        with rt.lock:
-            try:
-                batch = rt.batch_definition.get_batch(batch_parameters={"dataframe": frame})
-                outcome = batch.validate(suite, result_format=result_format)
-            finally:
-                _release(rt.datasource)
-        parts = {}
-        for result in outcome.results:
-            index = int(result.expectation_config.meta[_INDEX_KEY])
-            parts[index] = _part(self.expectations[index], result)
-        return parts
+        result_format = {
+            "result_format": "COMPLETE" if complete else "BASIC",
+            "partial_unexpected_count": _PARTIAL_COUNT,
+            "return_unexpected_index_query": False,
+        }
+        try:
+            batch = rt.batch_definition.get_batch(batch_parameters={"dataframe": frame})
+            return batch.validate(suite, result_format=result_format).results
+        finally:
+            _release(rt.datasource)
 
 
 def _gx_expectation(rt: _Runtime, exp: Expectation, index: int, arrow_types: Any) -> Any:
@@ -238,13 +260,14 @@ def _bound(value: object, arrow_type: Any, type_name: str) -> object:
     return when if when.tzinfo is None else when.astimezone(dt.UTC).replace(tzinfo=None)
 
 
-def _to_pandas(table: pa.Table) -> Any:
+def _to_pandas(table: pa.Table, first_row: int = 0) -> Any:
     """Arrow -> pandas, in the dtypes GX's pandas metrics handle fast and exactly.
 
     Integer columns with nulls become nullable Int* (not float64, which rounds above 2**53);
     naive timestamps become datetime64[ns] where they fit (GX vectorizes `between` only for
     ns naive columns; others go value by value, ~6 s per million rows). A table of no columns
-    keeps its row count (the projection a table row count expectation runs on).
+    keeps its row count (the projection a table row count expectation runs on). The index
+    counts the file's rows from `first_row`: GX reports unexpected rows by it.
     """
     pa_mod: Any = importlib.import_module("pyarrow")
     pd: Any = importlib.import_module("pandas")
@@ -262,17 +285,26 @@ def _to_pandas(table: pa.Table) -> Any:
                 except pa_mod.ArrowInvalid:
                     pass  # out of the ns range: keep the unit, exact but slower
         columns[field.name] = column.to_pandas()
+    index = pd.RangeIndex(first_row, first_row + table.num_rows)
     if not columns:
-        return pd.DataFrame(index=pd.RangeIndex(table.num_rows))
-    return pd.DataFrame(columns, copy=False)
+        return pd.DataFrame(index=index)
+    frame = pd.DataFrame(columns, copy=False)
+    frame.index = index
+    return frame
 
 
-def _part(exp: Expectation, result: Any) -> chunks.Part:
-    """A GX result as a Part: the result, the rows `mostly` counted against, whether it erred."""
+def _part(exp: Expectation, result: Any, complete: bool = False) -> chunks.Part:
+    """A GX result as a Part: the result, the rows `mostly` counted against, whether it erred,
+    and (COMPLETE format, map expectations) the unexpected rows' 0-based indices in the file."""
     details: Mapping[str, Any] = result.result or {}
     considered = int(details.get("element_count") or 0) - int(details.get("missing_count") or 0)
     error = _exception_message(result.exception_info or {}) is not None
-    return chunks.Part(_result(exp, result), considered, error)
+    rows = None
+    indices = details.get("unexpected_index_list")
+    if complete and not error and isinstance(indices, list):
+        np: Any = importlib.import_module("numpy")
+        rows = np.asarray(indices, dtype=np.int64)
+    return chunks.Part(_result(exp, result), considered, error, rows)
 
 
 def _result(exp: Expectation, result: Any) -> ExpectationResult:
@@ -303,31 +335,40 @@ def _exception_message(info: Mapping[str, Any]) -> str | None:
 
 
 def run(
-    raw: Staged, schema: InferredSchema, rules: DatasetRules, batch_rows: int
+    staged: Staged,
+    schema: InferredSchema,
+    rules: DatasetRules,
+    batch_rows: int,
+    *,
+    profile: Profile | None = None,
+    history: Sequence[Profile] = (),
+    rows_path: Path | None = None,
 ) -> ValidationReport:
-    """Validate the raw staged file, typed as inferred, against baseline + the dataset's suite.
+    """Validate the staged file, typed as inferred, against baseline + the dataset's suite.
 
-    Key names in the rules may be source or target names; suite files name target columns.
-    The file streams past once: row-local expectations run on chunks of VALIDATE_ROWS rows,
-    the others on the whole file's projection onto the columns they name (uniqueness needs all
+    `staged` is the raw file or the profile's typed copy (then the casts cost nothing). Key
+    names in the rules may be source or target names; suite files name target columns. The
+    file streams past once: row-local expectations run on chunks of VALIDATE_ROWS rows, the
+    others on the whole file's projection onto the columns they name (uniqueness needs all
     rows of the key at once), so memory grows with the file only by those columns.
+    With a profile, its drift from `history` is part of the report. In row-level mode
+    (`on_error: rows`, `rows_path` given) the unexpected rows of error expectations are
+    collected and, where that saves the file, written to `rows_path` (sluice.reject).
     """
+    from sluice import drift, reject
     from sluice.errors import TerminalError  # imports psycopg and redis: not at module import
 
-    suite = baseline_suite(schema, _key_names(schema, rules.key))
-    if rules.suite:
-        try:
-            suite += load_suite(Path(rules.suite))
-        except (OSError, ValueError) as exc:
-            raise TerminalError(f"dataset suite unusable: {exc}", hint=_SUITE_HINT) from exc
+    suite = _suite(schema, rules)
     started = time.perf_counter()
-    batches = chunks.iter_typed(raw, schema, rules.time_zone, batch_rows)
+    batches = chunks.iter_typed(staged, schema, rules.time_zone, batch_rows)
     first = next(batches)  # the typed schema, which min/max bounds are converted to
+    rows_mode = rules.on_error == "rows" and rows_path is not None
+    collect = frozenset(i for i, e in enumerate(suite) if rows_mode and e.severity == "error")
     try:
-        prepared = _Prepared(_runtime(), suite, first.schema)
+        prepared = _Prepared(_runtime(), suite, first.schema, collect)
     except ValueError as exc:  # unknown expectation type or kwargs GX rejects
         raise TerminalError(f"dataset suite unusable: {exc}", hint=_SUITE_HINT) from exc
-    report = chunks.validate_batches(
+    validated = chunks.validate_batches(
         chain([first], batches),
         first.schema,
         prepared.plan,
@@ -335,12 +376,37 @@ def run(
         rows=VALIDATE_ROWS,
         sample_size=SAMPLE_SIZE,
     )
+    report = replace(validated.report, mode=rules.on_error)
+    if profile is not None:
+        findings = drift.compare(profile, history, rules.drift)
+        report = replace(report, drift=findings, history=len(history))
+    if rows_mode and rows_path is not None:
+        report = reject.set_aside(report, validated.rows, staged, rows_path, batch_rows)
     failed = sum(not r.success for r in report.results)
     seconds = time.perf_counter() - started
     log.info(
-        "%d rows, %d expectations, %d failed, %.2f s", report.rows, len(suite), failed, seconds
+        "%d rows, %d expectations, %d failed, %d drift findings, %d rows set aside, %.2f s",
+        report.rows,
+        len(suite),
+        failed,
+        len(report.drift),
+        report.rejected.rows if report.rejected else 0,
+        seconds,
     )
     return report
+
+
+def _suite(schema: InferredSchema, rules: DatasetRules) -> tuple[Expectation, ...]:
+    """The baseline the schema implies, then the dataset's suite file."""
+    from sluice.errors import TerminalError
+
+    suite = baseline_suite(schema, _key_names(schema, rules.key))
+    if rules.suite:
+        try:
+            suite += load_suite(Path(rules.suite))
+        except (OSError, ValueError) as exc:
+            raise TerminalError(f"dataset suite unusable: {exc}", hint=_SUITE_HINT) from exc
+    return suite
 
 
 _SUITE_HINT = "fix the dataset's suite file (see datasets.yaml), then replay the file"
@@ -360,50 +426,3 @@ def _key_names(schema: InferredSchema, key: Sequence[str]) -> list[str]:
             )
         names.append(found[0])
     return names
-
-
-def check(report: ValidationReport) -> None:
-    """Raise ValidationFailed naming every failed `error` expectation; warnings never raise."""
-    if report.success:
-        return
-    from sluice.errors import ValidationFailed
-
-    failed = "; ".join(_describe(r, report.rows) for r in report.failures)
-    raise ValidationFailed(
-        f"{len(report.failures)} of {len(report.results)} expectations failed: {failed}",
-        hint="fix the file (or the dataset's suite), then replay it",
-    )
-
-
-def _describe(result: ExpectationResult, rows: int) -> str:
-    what = f"{result.expectation.type}({_target(result.expectation)})"
-    if result.unexpected_count:
-        what += f": {result.unexpected_count} of {rows} rows unexpected"
-    if result.sample:
-        what += f" [{', '.join(result.sample)}]"
-    return what
-
-
-def _target(exp: Expectation) -> str:
-    kwargs = dict(exp.kwargs)
-    columns = kwargs.get("column_list")
-    if exp.column is not None:
-        return exp.column
-    if isinstance(columns, tuple | list):
-        return ", ".join(str(c) for c in columns)
-    return "table"
-
-
-def report_rows(report: ValidationReport) -> list[dict[str, Any]]:
-    """One row per expectation, for the Prefect table artifact of the validate task."""
-    return [
-        {
-            "expectation": r.expectation.type,
-            "column": _target(r.expectation),
-            "severity": r.expectation.severity,
-            "success": r.success,
-            "unexpected": r.unexpected_count,
-            "sample": ", ".join(r.sample),
-        }
-        for r in report.results
-    ]

@@ -59,8 +59,9 @@ _SCHEMA_METRICS = frozenset({"table.columns", "table.column_count", "table.colum
 _COLUMN_KWARGS = ("column", "column_A", "column_B")
 _COLUMNS_KWARGS = ("column_list", "column_set")
 
-Evaluate = Callable[["pa.Table", tuple[int, ...]], Mapping[int, "Part"]]
-"""Runs the expectations at these suite indices on a table: their results by index."""
+Evaluate = Callable[["pa.Table", tuple[int, ...], int], Mapping[int, "Part"]]
+"""Runs the expectations at these suite indices on a table whose first row is the file's row
+`first_row` (0-based): their results by index."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +71,16 @@ class Part:
     result: ExpectationResult
     considered: int = 0  # rows GX's `mostly` counts against: element_count - missing_count
     error: bool = False  # GX could not evaluate it (the result says why)
+    rows: Any = None  # numpy int64: the unexpected rows' 0-based file indices, where collected
+
+
+@dataclass(frozen=True, slots=True)
+class Validated:
+    """The report, and the unexpected rows (0-based file indices) of the expectations whose
+    rows were collected (map expectations only: an aggregate has no rows)."""
+
+    report: ValidationReport
+    rows: Mapping[int, Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,7 +173,7 @@ def validate_batches(
     *,
     rows: int,
     sample_size: int,
-) -> ValidationReport:
+) -> Validated:
     """Run the plan over the batches in one pass: results in suite order, rows = all rows.
 
     Row-local expectations run on each chunk of `rows` rows; the columns the whole-file groups
@@ -175,12 +186,13 @@ def validate_batches(
     parts: dict[int, list[Part]] = {index: [] for index in steps.chunked}
     total = 0
     for chunk in iter_chunks(_keeping(batches, names, kept), schema, rows):
-        total += chunk.num_rows
         if steps.chunked:
-            for index, part in evaluate(chunk, steps.chunked).items():
+            for index, part in evaluate(chunk, steps.chunked, total).items():
                 parts[index].append(part)
+        total += chunk.num_rows
         faults.point("validate")
     results = {index: merge(chunk_parts, sample_size) for index, chunk_parts in parts.items()}
+    found = {i: r for i, chunk_parts in parts.items() if (r := merge_rows(chunk_parts)) is not None}
 
     table = pa_mod.Table.from_batches(kept, pa_mod.schema([schema.field(n) for n in names]))
     kept.clear()
@@ -188,8 +200,20 @@ def validate_batches(
         columns = table.column_names if group.columns is None else group.columns
         projection = table.select([c for c in columns if c in table.column_names])
         table = table.select(steps.kept(table.column_names, number + 1))  # what is still read
-        results.update({i: p.result for i, p in evaluate(projection, group.indices).items()})
-    return ValidationReport(rows=total, results=tuple(results[i] for i in sorted(results)))
+        for i, part in evaluate(projection, group.indices, 0).items():
+            results[i] = part.result
+            if part.rows is not None:
+                found[i] = part.rows
+    report = ValidationReport(rows=total, results=tuple(results[i] for i in sorted(results)))
+    return Validated(report, found)
+
+
+def merge_rows(parts: Sequence[Part]) -> Any:
+    """The chunks' unexpected rows as one array, or None where a chunk has none collected."""
+    if not parts or any(p.rows is None for p in parts):
+        return None
+    np: Any = importlib.import_module("numpy")
+    return np.concatenate([p.rows for p in parts])
 
 
 def _keeping(batches: Iterable[Any], names: list[str], kept: list[Any]) -> Iterator[Any]:

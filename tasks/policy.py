@@ -55,10 +55,10 @@ def _cache_key(stage: str, version: int) -> Callable[[TaskRunContext, dict[str, 
 CACHED_STAGES: dict[str, int] = {
     "read": 1,
     "infer_schema": 1,
-    "profile": 1,
-    "validate": 1,
-    "enrich": 1,
-    "transform": 1,
+    "profile": 2,  # stages typed.parquet; histograms, top values, time span and gaps
+    "validate": 2,  # reads the typed copy; drift, row-level mode
+    "enrich": 2,  # reads the typed copy, drops rejected rows
+    "transform": 2,
 }
 
 

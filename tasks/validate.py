@@ -1,32 +1,71 @@
-"""validate: the Great Expectations gate; a failed `error` expectation fails the file."""
+"""validate: the Great Expectations gate and the drift checks; a failed `error` expectation (or
+drift error) fails the file, or in row-level mode sends its rows to quarantine. The result is a
+table artifact (`validation-<dataset>`) and is recorded with the profile in `sluice.profiles`."""
 
 from __future__ import annotations
 
+from prefect import get_run_logger
 from prefect.artifacts import create_table_artifact
 
+from sluice import load as sink
+from sluice import profiles, reject, verdict
 from sluice import validate as stage
-from sluice.contracts import FileRef, InferredSchema, Staged, ValidationReport
+from sluice.contracts import FileRef, InferredSchema, Profile, Staged, ValidationReport
 from sluice.datasets import load_rules
 from sluice.errors import translating
 from sluice.settings import get_settings
 from tasks.policy import stage_task
+from tasks.profile import artifact_key
 
 
 @stage_task("validate")
-def validate(ref: FileRef, raw: Staged, schema: InferredSchema) -> ValidationReport:
+def validate(
+    ref: FileRef, raw: Staged, schema: InferredSchema, profile: Profile | None = None
+) -> ValidationReport:
     settings = get_settings()
     rules = load_rules(settings.datasets, ref.dataset)
     report: ValidationReport | None = None
     try:
-        with translating(file=ref.path, stage="validate"):
-            report = stage.run(raw, schema, rules, settings.batch_rows)
-            stage.check(report)
+        with translating(file=ref.path, stage="validate"), sink.connect(settings.dsn()) as conn:
+            history = profiles.history(
+                conn, ref.dataset, rules.drift.history if profile else 0, exclude=ref.file_id
+            )
+            report = stage.run(
+                profile.typed if profile and profile.typed else raw,
+                schema,
+                rules,
+                settings.batch_rows,
+                profile=profile,
+                history=history,
+                rows_path=reject.rows_path(settings.quarantine, ref.dataset, ref.file_id),
+            )
+            profiles.save_validation(conn, ref, report)
+            verdict.check(report)
     finally:
         if report is not None:
             create_table_artifact(
-                key=f"validation-{ref.dataset.replace('_', '-')}",
-                table=stage.report_rows(report),
-                description=f"Validation of {ref.path}: "
-                + ("passed" if report.success else "FAILED"),
+                key=artifact_key("validation", ref.dataset),
+                table=verdict.report_rows(report),
+                description=verdict.summary(report, ref.path),
             )
+    _log(ref, report)
     return report
+
+
+def _log(ref: FileRef, report: ValidationReport) -> None:
+    logger = get_run_logger()
+    for result in report.results:
+        if not result.success and result.expectation.severity == "warn":
+            logger.warning("%s: warning %s", ref.path, verdict.describe(result, report.rows))
+    for finding in report.drift:
+        logger.warning(
+            "%s: drift %s(%s): %s", ref.path, finding.check, finding.column, finding.message
+        )
+    if report.rejected is not None:
+        logger.warning(
+            "%s: %d rows failed error expectations and went to %s; %d rows load",
+            ref.path,
+            report.rejected.rows,
+            report.rejected.path,
+            report.rows_kept,
+        )

@@ -18,7 +18,7 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
-from sluice import validate, validate_chunks
+from sluice import validate, validate_chunks, verdict
 from sluice.contracts import Column, Expectation, InferredSchema, Staged
 from sluice.datasets import DatasetRules
 from sluice.errors import SchemaConflict, TerminalError, ValidationFailed
@@ -413,11 +413,12 @@ def test_the_stage_fails_a_file_with_null_times_naming_expectation_and_count(
 
     assert report.rows == 9 and not report.success
     with pytest.raises(ValidationFailed) as info:
-        validate.check(report)
+        verdict.check(report)
     assert "expect_column_values_to_not_be_null(ts): 2 of 9 rows unexpected" in str(info.value)
-    rows_out = validate.report_rows(report)
+    rows_out = verdict.report_rows(report)
     assert [r["column"] for r in rows_out] == ["table", "ts", "value", "ts"]
-    assert rows_out[1]["unexpected"] == 2 and rows_out[1]["sample"] == "null"
+    assert rows_out[1]["unexpected"] == 2 and rows_out[1]["details"] == "null"
+    assert rows_out[1]["outcome"] == "failed"
 
 
 def test_the_stage_passes_a_clean_file_and_adds_the_dataset_suite(tmp_path: Path) -> None:
@@ -433,7 +434,7 @@ def test_the_stage_passes_a_clean_file_and_adds_the_dataset_suite(tmp_path: Path
 
     report = validate.run(_raw(tmp_path, rows), RAW_SCHEMA, DatasetRules("d", suite=str(suite)), 4)
 
-    validate.check(report)  # does not raise: the only failure is a warning
+    verdict.check(report)  # does not raise: the only failure is a warning
     assert report.results[-1].sample == ("5",)
     assert not report.results[-1].success
 
@@ -459,9 +460,9 @@ def gx_runs(monkeypatch: pytest.MonkeyPatch) -> list[Run]:
     runs: list[Run] = []
     evaluate = validate._Prepared.evaluate
 
-    def recording(self: Any, table: pa.Table, indices: tuple[int, ...]) -> Any:
+    def recording(self: Any, table: pa.Table, indices: tuple[int, ...], first: int = 0) -> Any:
         runs.append((table.num_rows, tuple(table.column_names), indices))
-        return evaluate(self, table, indices)
+        return evaluate(self, table, indices, first)
 
     monkeypatch.setattr(validate._Prepared, "evaluate", recording)
     return runs
