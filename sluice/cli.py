@@ -351,6 +351,71 @@ def dlq_drop(
     out.print(f"dropped {letter.id} ({letter.name}); the file stays at {letter.quarantined}")
 
 
+suite_app = typer.Typer(
+    help="Great Expectations suites of datasets: write a starting suite from a file.",
+    no_args_is_help=True,
+)
+app.add_typer(suite_app, name="suite")
+
+
+@suite_app.command("init")
+def suite_init(
+    dataset: Annotated[str, typer.Argument(help="Dataset the suite is for.")],
+    path: Annotated[Path, typer.Argument(help="A typical file of the dataset.")],
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--out", help="Where to write; default: expectations/<dataset>.json by datasets.yaml."
+        ),
+    ] = None,
+    force: Annotated[bool, typer.Option(help="Overwrite an existing suite file.")] = False,
+) -> None:
+    """Profile FILE and write a GX 1.x suite of what it holds (ranges, value sets, null ratios)
+    for a person to edit. Reads the file only: no services needed.
+
+    Example: sluice suite init weather data/2024-03-01.csv
+    """
+    from sluice import profile, read, schema, staging, suites
+    from sluice.contracts import FileRef
+    from sluice.datasets import load_rules
+    from sluice.names import safe_identifier
+
+    settings = get_settings()
+    name = safe_identifier(dataset, fallback="dataset")
+    target = output or settings.datasets.parent / "expectations" / f"{name}.json"
+    if target.exists() and not force:
+        err.print(f"{target} exists; --force overwrites it", highlight=False)
+        raise typer.Exit(1)
+    rules = load_rules(settings.datasets, name)
+    file_id, size = read.fingerprint(path)
+    ref = FileRef(str(path), file_id, name, size, rules.digest())
+    try:
+        raw = read.run(ref, rules, settings.staging, settings.batch_rows)
+        inferred = schema.infer(raw, rules, settings.batch_rows)
+        profiled = profile.run(raw, inferred, rules, settings.batch_rows)
+    finally:
+        staging.remove(settings.staging, file_id)
+    suite = suites.suite_from_profile(
+        name, profiled, source=path.name, time_column=inferred.time_column
+    )
+    suites.write_suite(target, suite)
+    out.print(f"{target}: {len(suite['expectations'])} expectations from {profiled.rows:,} rows")
+    if rules.suite is None:
+        err.print(
+            f"note: add `suite: {_relative(target, settings.datasets.parent)}` under {name} "
+            f"in {settings.datasets} to run it",
+            highlight=False,
+            soft_wrap=True,
+        )
+
+
+def _relative(path: Path, base: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(base.resolve()))
+    except ValueError:
+        return str(path)
+
+
 def main() -> None:
     try:
         app()
