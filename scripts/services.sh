@@ -592,6 +592,18 @@ prefect_start() {
 	fi
 	port_open "$PREFECT_PORT" && die "prefect: port $HOST:$PREFECT_PORT is in use by another process (set SLUICE_PREFECT_PORT)"
 	rm -f -- "$PREFECT_PIDFILE"
+	# The server's own database: PostgreSQL (database "prefect" in our cluster) when it runs,
+	# as in production; SQLite answers "database is locked" under concurrent runs.
+	local db_url=""
+	if pg_answers && psql_super -d postgres <<SQL; then
+SELECT 'CREATE DATABASE prefect OWNER $PG_APP_USER'
+ WHERE NOT EXISTS (SELECT 1 FROM pg_database WHERE datname = 'prefect') \gexec
+SQL
+		db_url="postgresql+asyncpg://$PG_APP_USER@$HOST:$PG_PORT/prefect"
+		log "prefect: database PostgreSQL $HOST:$PG_PORT/prefect"
+	else
+		log "prefect: database SQLite in $PREFECT_DIR (postgres is not running)"
+	fi
 	log_marker prefect "$PREFECT_LOG"
 	# setsid: its own session and process group (pgid = pid), so it survives this shell
 	# and "down" can signal the server together with any child it spawned. The inner
@@ -599,6 +611,7 @@ prefect_start() {
 	(
 		cd -- "$PREFECT_DIR"
 		export PREFECT_HOME=$PREFECT_DIR PREFECT_SERVER_ANALYTICS_ENABLED=false
+		if [[ -n $db_url ]]; then export PREFECT_API_DATABASE_CONNECTION_URL=$db_url; fi
 		# shellcheck disable=SC2016 # $$ and $1 belong to the inner shell
 		setsid nohup bash -c 'echo "$$" >"$1"; shift; exec "$@"' sluice-prefect \
 			"$PREFECT_PIDFILE" "$PREFECT_BIN" server start --host "$HOST" --port "$PREFECT_PORT" \
