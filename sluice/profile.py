@@ -218,7 +218,7 @@ def _edge_text(pg_type: str) -> _EdgeText:
         tz = dt.UTC if pg_type == "timestamptz" else None
         epoch = dt.datetime(1970, 1, 1, tzinfo=tz)
         return lambda us: (epoch + dt.timedelta(microseconds=round(us))).isoformat()
-    return lambda value: f"{value:.6g}"
+    return lambda value: f"{value:.12g}"
 
 
 def _pick(choose: Callable[[Any, Any], Any], current: object, new: object) -> object:

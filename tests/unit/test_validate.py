@@ -16,12 +16,13 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from sluice import validate, validate_chunks, verdict
 from sluice.contracts import Column, Expectation, InferredSchema, Staged
 from sluice.datasets import DatasetRules
-from sluice.errors import SchemaConflict, TerminalError, ValidationFailed
+from sluice.errors import SchemaConflict, StagingLost, TerminalError, ValidationFailed
 from sluice.staging import write_batches
 from sluice.suites import baseline_suite, load_suite
 from sluice.validate import validate_table
@@ -707,3 +708,134 @@ def test_chunks_have_exactly_the_chunk_size_and_an_empty_stream_gives_one_empty_
     assert sizes == [4, 4, 1]
     assert [t.num_rows for t in validate_chunks.iter_chunks(batches, schema, 3)] == [3, 3, 3]
     assert (empty.num_rows, empty.schema) == (0, schema)
+
+
+# --- row-level mode (on_error: rows) --------------------------------------------------------------
+
+
+def test_row_level_mode_sets_aside_exactly_the_failing_rows_across_chunks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(validate, "VALIDATE_ROWS", 3)
+    rows = _values("1", "2", "30", "4", "50", "6", "7", "8", "9")
+    rows[1] = (None, "2")  # no time (baseline) in the first chunk
+    rows[7] = (None, "80")  # no time and too big in the last
+    suite = _suite_file(
+        tmp_path, ("expect_column_values_to_be_between", {"column": "value", "max_value": 10})
+    )
+    out = tmp_path / "q" / "f.rows.parquet"
+
+    report = validate.run(
+        _raw(tmp_path, rows),
+        RAW_SCHEMA,
+        DatasetRules("d", suite=suite, on_error="rows"),
+        2,
+        rows_path=out,
+    )
+
+    verdict.check(report)  # the rows went aside: the file passes
+    assert report.success and report.mode == "rows"
+    assert report.rejected is not None and (report.rejected.rows, report.rows_kept) == (4, 5)
+    aside = pq.read_table(out).to_pylist()
+    assert [(r["_row"], r["value"]) for r in aside] == [(2, "2"), (3, "30"), (5, "50"), (8, "80")]
+    assert aside[3]["_failed"] == (
+        "expect_column_values_to_not_be_null(ts); expect_column_values_to_be_between(value)"
+    )
+    flagged = [(r.expectation.type, r.unexpected_count) for r in report.results if r.rows_rejected]
+    assert flagged == [
+        ("expect_column_values_to_not_be_null", 2),
+        ("expect_column_values_to_be_between", 3),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("check", "kwargs"),
+    [
+        ("expect_column_values_to_be_between", {"column": "value", "max_value": 10, "mostly": 0.9}),
+        ("expect_column_max_to_be_between", {"column": "value", "max_value": 10}),
+    ],
+)
+def test_row_level_mode_fails_the_whole_file_past_mostly_or_on_an_aggregate(
+    tmp_path: Path, check: str, kwargs: dict[str, Any]
+) -> None:
+    suite = _suite_file(tmp_path, (check, kwargs))
+    out = tmp_path / "f.rows.parquet"
+    rules = DatasetRules("d", suite=suite, on_error="rows")
+
+    report = validate.run(
+        _raw(tmp_path, _values("1", "20", "30", "4")), RAW_SCHEMA, rules, 2, rows_path=out
+    )
+
+    assert not report.success and report.rejected is None and not out.exists()
+    with pytest.raises(ValidationFailed, match=check):
+        verdict.check(report)
+
+
+def test_row_level_mode_within_mostly_sets_the_rows_aside_and_loads_the_rest(
+    tmp_path: Path,
+) -> None:
+    kwargs = {"column": "value", "max_value": 10, "mostly": 0.5}
+    suite = _suite_file(tmp_path, ("expect_column_values_to_be_between", kwargs))
+    out = tmp_path / "f.rows.parquet"
+    rules = DatasetRules("d", suite=suite, on_error="rows")
+
+    report = validate.run(
+        _raw(tmp_path, _values("1", "20", "3", "4")), RAW_SCHEMA, rules, 2, rows_path=out
+    )
+
+    assert report.success and report.rejected is not None and report.rejected.rows == 1
+    assert pq.read_table(out).column("_row").to_pylist() == [2]
+
+
+def test_row_level_mode_fails_a_file_whose_every_row_fails(tmp_path: Path) -> None:
+    suite = _suite_file(
+        tmp_path, ("expect_column_values_to_be_between", {"column": "value", "max_value": 0})
+    )
+    rules = DatasetRules("d", suite=suite, on_error="rows")
+    out = tmp_path / "f.rows.parquet"
+
+    report = validate.run(_raw(tmp_path, _values("1", "2")), RAW_SCHEMA, rules, 2, rows_path=out)
+
+    assert not report.success and not out.exists()
+
+
+def test_enrich_drops_the_rejected_rows_and_keeps_each_rows_place(tmp_path: Path) -> None:
+    from sluice import enrich
+    from sluice.contracts import FileRef, Rejected
+
+    raw = _raw(tmp_path, _values(*"123456789"))
+    aside = tmp_path / "f.rows.parquet"
+    pq.write_table(pa.table({"_row": pa.array([2, 9, 5], pa.int64())}), aside)
+    ref = FileRef("f.csv", "f" * 64, "d", 1, "h")
+
+    staged = enrich.run(ref, raw, tmp_path / "staging", 4, Rejected(3, str(aside)))
+
+    table = pq.read_table(staged.uri)
+    assert staged.rows == 6
+    assert table.column("_row").to_pylist() == [1, 3, 4, 6, 7, 8]
+    assert table.column("value").to_pylist() == list("134678")
+    aside.unlink()
+    with pytest.raises(StagingLost):
+        enrich.run(ref, raw, tmp_path / "staging", 4, Rejected(3, str(aside)))
+
+
+def test_drift_findings_join_the_report_and_an_error_fails_it(tmp_path: Path) -> None:
+    from sluice import profile
+    from sluice.datasets import DriftRules
+
+    old = _raw(tmp_path, _values(*"1212121212"))
+    history = [profile.run(old, RAW_SCHEMA, DatasetRules("d"), 4)]
+    new = _raw(tmp_path, _values(*"8989898989"))
+    rules = DatasetRules("d", drift=DriftRules(errors=("mean_shift",)))
+
+    report = validate.run(
+        new, RAW_SCHEMA, rules, 4, profile=profile.run(new, RAW_SCHEMA, rules, 4), history=history
+    )
+
+    assert [(d.check, d.column, d.severity) for d in report.drift] == [
+        ("mean_shift", "value", "error"),
+        ("time_order", "ts", "warn"),
+    ]
+    assert report.history == 1 and not report.success
+    with pytest.raises(ValidationFailed, match=r"drift mean_shift\(value\)"):
+        verdict.check(report)
