@@ -61,19 +61,28 @@ def stage_lock_name(cache_key: str) -> str:
     return str(name)
 
 
-def ensure_result_storage(settings: Settings) -> None:
-    """Save the block unless an identical one is already there."""
-    wanted = RedisDatabase(
-        connection_url=SecretStr(settings.redis_url.get_secret_value()),
-        key_ttl=settings.result_ttl_s,
-    )
+_ENSURED: dict[tuple[str, str, int], RedisDatabase] = {}
+
+
+def ensure_result_storage(settings: Settings) -> RedisDatabase:
+    """The saved block: saved unless an identical one is already there; once per process and
+    Prefect API (a warm `sluice serve` process does not ask the server again for every run)."""
+    from prefect.settings import get_current_settings
+
+    url = settings.redis_url.get_secret_value()
+    key = (str(get_current_settings().api.url), url, settings.result_ttl_s)
+    if key in _ENSURED:
+        return _ENSURED[key]
+    wanted = RedisDatabase(connection_url=SecretStr(url), key_ttl=settings.result_ttl_s)
     try:
         current = RedisDatabase.load(RESULTS_BLOCK)
     except ValueError:  # no such block yet
         current = None
-    if current is not None and _same(current, wanted):
-        return
-    wanted.save(RESULTS_BLOCK, overwrite=True)
+    if current is None or not _same(current, wanted):
+        wanted.save(RESULTS_BLOCK, overwrite=True)
+        current = wanted
+    _ENSURED[key] = current
+    return current
 
 
 def _same(a: RedisDatabase, b: RedisDatabase) -> bool:

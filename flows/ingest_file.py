@@ -34,6 +34,7 @@ from tasks.fingerprint import already_loaded, fingerprint
 from tasks.finish import cleanup, quarantine_file, restage
 from tasks.infer_schema import infer_schema
 from tasks.load import load
+from tasks.policy import use_result_storage
 from tasks.profile import profile
 from tasks.read import read
 from tasks.relay import relay_events
@@ -69,7 +70,7 @@ def run_name() -> str:
 def ingest_file(path: str, dataset: str | None = None) -> FileOutcome:
     """Ingest one file into its dataset's hypertable, exactly once."""
     started = time.perf_counter()
-    ensure_result_storage(get_settings())
+    use_result_storage(ensure_result_storage(get_settings()))
     ref = fingerprint(path, dataset)
     with claimed(ref) as claim:
         if already_loaded(ref):

@@ -151,7 +151,8 @@ def serve(
         api = _use_local_prefect(settings)
     _quiet_prefect_console(verbose)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    logging.getLogger("httpx").setLevel(logging.WARNING)
+    for noisy in ("httpx", "watchfiles"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     from deployments.serve import serve as run_serve
 
     def ready(names: dict[str, Any]) -> None:
