@@ -4,6 +4,7 @@ gzip, an offset in timestamps, a broken file), and a summary of what landed."""
 from __future__ import annotations
 
 import gzip
+import logging
 import math
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -13,6 +14,8 @@ from psycopg import sql
 
 from sluice.load import chunk_count
 from sluice.settings import Settings
+
+log = logging.getLogger(__name__)
 
 START = datetime(2024, 3, 1, tzinfo=UTC)
 
@@ -69,6 +72,9 @@ def landed(settings: Settings) -> list[tuple[str, str, int, int, int]]:
         result = []
         for dataset, target, files in ledger:
             schema_name, table = str(target).split(".", 1)
+            if conn.execute("SELECT to_regclass(%s)", (str(target),)).fetchone() == (None,):
+                log.warning("%s: the ledger has %s file(s) but the table is gone", target, files)
+                continue
             count = conn.execute(
                 sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(schema_name, table))
             ).fetchone()
