@@ -6,6 +6,8 @@ of each (`for_each` resource id). Versions already loaded (the `sluice:seen:` ma
 leaves in Redis) are not announced again when the sensor restarts.
 
 Runs inside `sluice serve`, or alone: `python -m deployments.file_sensor` (SIGTERM/Ctrl-C stop it).
+Either way its Prometheus metrics (arrivals, inbox lag, files waiting, sensor pending) are on
+`SLUICE_METRICS_PORT`.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from typing import Any
 import redis
 from prefect.events import emit_event
 
-from sluice import checkpoints
+from sluice import checkpoints, metrics, status
 from sluice.sensor import Arrival, InboxSensor
 from sluice.settings import Settings, get_settings
 
@@ -44,6 +46,32 @@ def announce(arrival: Arrival) -> None:
             "mtime_ns": arrival.mtime_ns,
         },
     )
+    metrics.ARRIVALS.labels(arrival.dataset).inc()
+
+
+def start_metrics(settings: Settings, watcher: InboxSensor | None, stop: threading.Event) -> Any:
+    """The Prometheus endpoint (None when the port is 0 or taken) and the inbox gauges, kept
+    current every 10 s by a daemon thread until `stop`."""
+    if watcher is not None:
+        metrics.SENSOR_PENDING.set_function(lambda: watcher.pending)
+        threading.Thread(
+            target=_inbox_gauges, args=(settings, stop), name="sluice-inbox-gauges", daemon=True
+        ).start()
+    if not settings.metrics_port:
+        return None
+    return metrics.start(settings.metrics_port, settings.metrics_addr)
+
+
+def _inbox_gauges(settings: Settings, stop: threading.Event, every_s: float = 10.0) -> None:
+    r = checkpoints.client(settings.redis_url.get_secret_value())
+    while not stop.is_set():
+        try:
+            waiting, lag = status.inbox_lag(r, settings.inbox)
+            metrics.INBOX_WAITING.set(waiting)
+            metrics.INBOX_LAG.set(lag)
+        except Exception as exc:  # noqa: BLE001 - Redis down: the gauges wait for it
+            log.debug("inbox gauges not updated: %s", exc)
+        stop.wait(every_s)
 
 
 def already_loaded(settings: Settings) -> Callable[[Arrival], bool]:
@@ -84,8 +112,11 @@ def main() -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     watcher = sensor()
+    server = start_metrics(get_settings(), watcher, stop)
     log.info("watching %s (quiet period %.1f s)", watcher.inbox, watcher.quiet_s)
     watcher.run(stop)
+    if server is not None:
+        server.shutdown()
     flush_events()
     log.info("stopped: %d announced, %d already loaded", watcher.announced, watcher.skipped)
 

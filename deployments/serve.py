@@ -16,6 +16,8 @@ trigger makes them within ~0.2 s of the event), proposes Pending to claim each (
 `sluice serve` on the same server gets a rejection and skips it), and runs the flow with the
 run's parameters. A run from the UI ("Run" on a deployment) is executed the same way.
 
+Prometheus metrics of the runs and the sensor: http://<host>:SLUICE_METRICS_PORT/metrics.
+
 Stop with SIGTERM or Ctrl-C: the sensor stops, no new run starts, running ones finish.
 """
 
@@ -40,7 +42,7 @@ from prefect.flow_engine import run_flow
 from prefect.states import Pending
 from prefect.utilities.engine import propose_state_sync
 
-from deployments.file_sensor import ARRIVED, RESOURCE_MATCH, flush_events, sensor
+from deployments.file_sensor import ARRIVED, RESOURCE_MATCH, flush_events, sensor, start_metrics
 from flows.cleanup import cleanup
 from flows.ingest_file import ingest_file
 from flows.relay_outbox import relay_outbox
@@ -234,6 +236,7 @@ def serve(
         names[f"{flow.name}/{deployment.name}"] = deployment_id
     executor = WarmExecutor(flows, workers=concurrency, poll_s=poll_s)
     watcher = sensor(get_settings()) if with_sensor else None
+    metrics_server = start_metrics(get_settings(), watcher, stop)
     sensor_thread = None
     if watcher is not None:
         sensor_thread = threading.Thread(
@@ -249,6 +252,9 @@ def serve(
         if sensor_thread is not None:
             sensor_thread.join(timeout=30)
         executor.shutdown()
+        if metrics_server is not None:
+            metrics_server.shutdown()
+            metrics_server.server_close()
         flush_events()
         log.info("stopped after %d run(s)", executor.finished)
 

@@ -12,6 +12,11 @@ forgotten and the file is staged again, once.
 The load commits a `sluice.file.loaded` outbox row with the rows; quarantine records
 `sluice.file.quarantined`. The run ends by relaying pending outbox events to the Redis stream
 `sluice:events` and Prefect events; a relay that fails leaves them for the next one.
+
+Observed (tasks/observe.py): the run is tagged with its dataset (`dataset:<name>`), each stage
+logs one line with the file id and its seconds, the Prometheus metrics of this process move,
+and a markdown artifact `summary-<dataset>` sums the run up (rows, schema changes, chunks,
+seconds per stage).
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from prefect import flow, get_run_logger
+from prefect import flow, get_run_logger, tags
 from prefect.runtime import flow_run
 
 from blocks.results import ensure_result_storage
@@ -34,6 +39,7 @@ from tasks.fingerprint import already_loaded, fingerprint
 from tasks.finish import cleanup, quarantine_file, restage
 from tasks.infer_schema import infer_schema
 from tasks.load import load
+from tasks.observe import RunWatch, stage_seconds, tag_run
 from tasks.policy import use_result_storage
 from tasks.profile import profile
 from tasks.read import read
@@ -71,7 +77,17 @@ def ingest_file(path: str, dataset: str | None = None) -> FileOutcome:
     """Ingest one file into its dataset's hypertable, exactly once."""
     started = time.perf_counter()
     use_result_storage(ensure_result_storage(get_settings()))
-    ref = fingerprint(path, dataset)
+    with RunWatch(path) as watch, stage_seconds() as seconds:
+        watch.seconds = seconds
+        watch.ref = ref = fingerprint(path, dataset)
+        tag_run(ref.dataset)
+        with tags("sluice", f"dataset:{ref.dataset}"):
+            outcome = watch.outcome = _ingest(ref, started, watch)
+    return outcome
+
+
+def _ingest(ref: FileRef, started: float, watch: RunWatch) -> FileOutcome:
+    path = ref.path
     with claimed(ref) as claim:
         if already_loaded(ref):
             get_run_logger().info("%s is a duplicate of a loaded file (%s)", path, ref.file_id)
@@ -86,6 +102,7 @@ def ingest_file(path: str, dataset: str | None = None) -> FileOutcome:
             except StagingLost:
                 restage(ref)
                 report, schema = _stages(ref)
+            watch.load = report
         except TerminalError as exc:
             quarantine_file(ref, exc, attempts=claim.runs)
             _relay()

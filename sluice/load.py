@@ -10,7 +10,7 @@ last in that transaction, so the event exists exactly when the rows do.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import psycopg
 import pyarrow as pa
@@ -108,8 +108,12 @@ def run(
     schema_name: str,
     lock_timeout_s: float,
     batch_rows: int,
+    progress: Callable[[int], None] | None = None,
 ) -> LoadReport:
-    """Load the staged rows and the ledger row in one transaction; `duplicate` if already there."""
+    """Load the staged rows and the ledger row in one transaction; `duplicate` if already there.
+
+    `progress(rows)` is called with the rows sent so far as the COPY goes on.
+    """
     ensure_catalog(conn)
     target = sql.Identifier(schema_name, ref.dataset)
     label = f"{schema_name}.{ref.dataset}"
@@ -122,7 +126,7 @@ def run(
         if not _claim(conn, ref, staged, label, rules):
             return LoadReport(table=label, rows=0, outcome="duplicate")
         plan = _prepare_table(conn, ref, schema, rules, schema_name)
-        _copy(conn, target, staged, schema, plan, batch_rows)
+        _copy(conn, target, staged, schema, plan, batch_rows, progress)
         outbox.add(
             conn,
             outbox.LOADED,
@@ -288,6 +292,7 @@ def _copy(
     schema: InferredSchema,
     plan: evolution.Plan,
     batch_rows: int,
+    progress: Callable[[int], None] | None = None,
 ) -> None:
     casts = dict(plan.casts)
     types = [casts.get(c.name, c.pg_type) for c in schema.columns] + list(LINEAGE_TYPES)
@@ -296,10 +301,22 @@ def _copy(
         target, sql.SQL(", ").join(map(sql.Identifier, names))
     )
     batches = _cast_batches(iter_batches(staged, batch_rows), casts)
+    if progress is not None:
+        batches = _counted(batches, progress)
     with conn.cursor().copy(statement) as copy:
         for chunk in iter_copy_chunks(batches, types):
             copy.write(chunk)
             faults.point("copy")
+
+
+def _counted(
+    batches: Iterator[pa.RecordBatch], progress: Callable[[int], None]
+) -> Iterator[pa.RecordBatch]:
+    sent = 0
+    for batch in batches:
+        yield batch
+        sent += batch.num_rows
+        progress(sent)
 
 
 def _cast_batches(

@@ -75,6 +75,22 @@ class Settings(BaseSettings):
         "(transient: the file stays in the inbox for a later run).",
     )
 
+    metrics_port: int = Field(
+        default=9464,
+        ge=0,
+        le=65535,
+        description="Port of the Prometheus endpoint (`/metrics`) of `sluice serve` and of the "
+        "sensor run alone; 0 turns it off. A port in use is logged and skipped.",
+    )
+    metrics_addr: str = Field(
+        default="0.0.0.0", description="Address the Prometheus endpoint listens on."
+    )
+    progress_rows: int = Field(
+        default=500_000,
+        ge=0,
+        description="A load of at least this many rows shows a progress artifact in its run.",
+    )
+
     @property
     def inbox(self) -> Path:
         return self.home / "inbox"

@@ -3,10 +3,18 @@
 A load holds a slot of the global concurrency limit `sluice-timescaledb-writers` (created by
 `sluice serve`, or `prefect gcl create sluice-timescaledb-writers --limit N`), which bounds
 concurrent writers across all workers; without the limit a load proceeds unbounded.
+
+A load of at least `SLUICE_PROGRESS_ROWS` rows shows a progress artifact in its run, updated
+from the COPY loop at most once a second.
 """
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+from uuid import UUID
+
+from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.concurrency.sync import concurrency
 
 from sluice import load as stage
@@ -14,6 +22,7 @@ from sluice.contracts import FileRef, InferredSchema, LoadReport, Staged
 from sluice.datasets import load_rules
 from sluice.errors import translating
 from sluice.settings import get_settings
+from tasks.observe import notify
 from tasks.policy import stage_task
 
 WRITERS_LIMIT = "sluice-timescaledb-writers"
@@ -36,4 +45,25 @@ def load(ref: FileRef, ready: Staged, schema: InferredSchema) -> LoadReport:
             schema_name=settings.schema_name,
             lock_timeout_s=settings.lock_timeout_s,
             batch_rows=settings.batch_rows,
+            progress=_progress(ref, ready.rows, settings.progress_rows),
         )
+
+
+def _progress(ref: FileRef, total: int, threshold: int) -> Callable[[int], None]:
+    """The COPY's progress: to listeners in this process, and to an artifact on long loads."""
+    artifact: UUID | None = None
+    if total and total >= threshold:
+        artifact = create_progress_artifact(  # type: ignore[assignment]  # sync: a UUID
+            0.0, description=f"Loading {total:,} rows of {ref.path} into {ref.dataset}"
+        )
+    last = 0.0
+
+    def report(rows: int) -> None:
+        nonlocal last
+        notify(ref.path, "rows", rows)
+        now = time.monotonic()
+        if artifact is not None and (now - last >= 1.0 or rows >= total):
+            last = now
+            update_progress_artifact(artifact, min(100.0, 100.0 * rows / total))
+
+    return report

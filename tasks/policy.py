@@ -24,6 +24,7 @@ from blocks.results import RESULTS_SLUG, lock_manager
 from sluice.contracts import FileRef
 from sluice.errors import TransientError
 from sluice.settings import get_settings
+from tasks.observe import observed
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -68,7 +69,8 @@ _LOCKS = lock_manager(get_settings())
 
 def stage_task(stage: str) -> Callable[[Callable[P, R]], Task[P, R]]:
     """`@stage_task("read")`: a task named after its stage with Sluice's retry policy; its
-    result persists in Redis when the stage is in CACHED_STAGES."""
+    result persists in Redis when the stage is in CACHED_STAGES. Each run is timed, logged and
+    counted (tasks/observe.py)."""
     settings = get_settings()
     options: dict[str, Any] = dict(
         name=stage,
@@ -91,7 +93,7 @@ def stage_task(stage: str) -> Callable[[Callable[P, R]], Task[P, R]]:
         options |= dict(persist_result=False)
 
     def decorate(fn: Callable[P, R]) -> Task[P, R]:
-        made = task(**options)(fn)
+        made = task(**options)(observed(stage, fn))
         if stage in CACHED_STAGES:
             _PERSISTING.append(made)
         return made

@@ -1,0 +1,126 @@
+"""What a run leaves for people watching: Prometheus metrics scraped over HTTP after in-process
+runs, and the run's tags, summary and progress artifacts read back through the Prefect client."""
+
+from __future__ import annotations
+
+import asyncio
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+from prometheus_client.parser import text_string_to_metric_families
+
+from sluice import checkpoints, metrics
+from sluice.settings import Settings
+from tests.data import weather_csv
+
+pytestmark = [pytest.mark.services, pytest.mark.flow]
+
+
+@pytest.fixture
+def scrape() -> Iterator[Any]:
+    """`scrape()`: {(sample name, sorted labels): value} from a live /metrics endpoint."""
+    server = metrics.start(0, "127.0.0.1")
+    assert server is not None
+    url = f"http://127.0.0.1:{server.server_port}/metrics"
+
+    def read() -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            text = response.read().decode()
+        return {
+            (s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(text)
+            for s in family.samples
+        }
+
+    yield read
+    server.shutdown()
+    server.server_close()
+
+
+def _moved(before: dict[Any, float], after: dict[Any, float], name: str, **labels: str) -> float:
+    key = (name, tuple(sorted(labels.items())))
+    return after.get(key, 0.0) - before.get(key, 0.0)
+
+
+def test_a_loaded_file_moves_its_counters_by_its_rows_and_bytes(
+    ingest: Any, home: Path, scrape: Any
+) -> None:
+    path = weather_csv(home / "inbox" / "metricsok" / "a.csv", rows=130)
+    before = scrape()
+
+    assert ingest(path).is_completed()
+
+    after = scrape()
+    assert _moved(before, after, "sluice_files_total", dataset="metricsok", outcome="loaded") == 1
+    assert _moved(before, after, "sluice_rows_total", dataset="metricsok") == 130
+    assert _moved(before, after, "sluice_bytes_total", dataset="metricsok") == path.stat().st_size
+    for stage in ("fingerprint", "read", "infer_schema", "profile", "validate", "load"):
+        assert _moved(before, after, "sluice_stage_seconds_count", stage=stage) == 1, stage
+    assert _moved(before, after, "sluice_end_to_end_seconds_count", dataset="metricsok") == 1
+    assert after[("sluice_runs_in_flight", ())] == 0
+    assert after[("sluice_outbox_pending", ())] == 0  # the run relayed its event
+
+
+def test_a_duplicate_and_a_quarantined_file_are_counted_apart(
+    ingest: Any, home: Path, scrape: Any, redis_client: redis.Redis
+) -> None:
+    good = weather_csv(home / "inbox" / "metricsbad" / "a.csv", rows=20)
+    bad = home / "inbox" / "metricsbad" / "ragged.csv"
+    bad.write_text("ts,v\n2024-01-01,1\n2024-01-02,2,3\n")
+    assert ingest(good).is_completed()
+    before = scrape()
+
+    assert ingest(good).is_completed()
+    assert ingest(bad).is_failed()
+
+    after = scrape()
+    moved = {
+        outcome: _moved(before, after, "sluice_files_total", dataset="metricsbad", outcome=outcome)
+        for outcome in ("loaded", "duplicate", "quarantined")
+    }
+    assert moved == {"loaded": 0, "duplicate": 1, "quarantined": 1}
+    assert _moved(before, after, "sluice_rows_total", dataset="metricsbad") == 0
+    assert after[("sluice_dead_letters", ())] == redis_client.xlen(checkpoints.DEAD_LETTERS) >= 1
+
+
+def _run_details(flow_run_id: Any) -> tuple[list[str], dict[str, Any]]:
+    """The flow run's tags and its artifacts by type (the newest of each type)."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+
+    async def read() -> tuple[list[str], dict[str, Any]]:
+        async with get_client() as client:
+            run = await client.read_flow_run(flow_run_id)
+            found = await client.read_artifacts(
+                artifact_filter=ArtifactFilter(
+                    flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id])
+                )
+            )
+        return run.tags, {a.type: a for a in found}
+
+    return asyncio.run(read())
+
+
+def test_a_run_has_its_dataset_tag_a_summary_and_a_progress_artifact(
+    ingest: Any, home: Path, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(settings, "progress_rows", 1)  # every load shows its progress
+    path = weather_csv(home / "inbox" / "observed" / "a.csv", rows=2_500)
+
+    state = ingest(path)
+
+    assert state.is_completed()
+    tags, artifacts = _run_details(state.state_details.flow_run_id)
+    assert {"sluice", "dataset:observed"} <= set(tags)
+    summary = artifacts["markdown"]
+    assert summary.key == "summary-observed"
+    assert "### a.csv: loaded" in summary.data
+    assert "| rows | 2,500 |" in summary.data
+    assert "| table | public.observed (created) |" in summary.data
+    assert "| load |" in summary.data and "| read |" in summary.data
+    assert float(artifacts["progress"].data) == 100.0
+    assert {"table"} <= set(artifacts)  # profile and validation tables, as before
