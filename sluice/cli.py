@@ -1,17 +1,20 @@
 """The `sluice` command: the package's face, and the one engine module that reaches flows/.
 
 Flows and Prefect are imported inside the commands that run them, so `sluice --help` stays fast.
+An error ends a command with one line on stderr (what, where, what to do) and exit status 1;
+`sluice --debug ...` shows the traceback instead.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -29,21 +32,90 @@ if TYPE_CHECKING:
 
     from sluice.dlq import Letter, Replayed
 
-app = typer.Typer(
-    help="Sluice: files in an inbox become rows in TimescaleDB hypertables.",
+_DEBUG = False
+
+
+def one_line(exc: BaseException) -> str:
+    """An error as one line a person can act on; the traceback is for --debug."""
+    import psycopg
+    import redis
+
+    from sluice.errors import SluiceError
+
+    if isinstance(exc, SluiceError):
+        return str(exc)
+    if isinstance(exc, psycopg.OperationalError):
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return f"PostgreSQL unavailable ({first}); start it with `sluice services up postgres`"
+    if isinstance(exc, redis.exceptions.ConnectionError):
+        return f"Redis unavailable ({exc}); start it with `sluice services up redis`"
+    if isinstance(exc, ValueError | OSError):
+        return f"{exc}"
+    return f"{type(exc).__name__}: {exc} (a bug? `sluice --debug ...` shows the traceback)"
+
+
+def _friendly(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Run a command; an unexpected error is one line on stderr and exit 1 (unless --debug)."""
+
+    @functools.wraps(command)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except (typer.Exit, typer.Abort, typer.TyperException, KeyboardInterrupt):
+            raise
+        except Exception as exc:
+            if _DEBUG:
+                raise
+            err.print(f"error: {one_line(exc)}", highlight=False, soft_wrap=True, markup=False)
+            raise typer.Exit(1) from None
+
+    return run
+
+
+class _Typer(typer.Typer):
+    """typer.Typer whose commands end in one line on error (see `_friendly`)."""
+
+    def command(self, *args: Any, **kwargs: Any) -> Callable[[Callable[..., Any]], Any]:
+        register = super().command(*args, **kwargs)
+
+        def decorator(fn: Callable[..., Any]) -> Callable[..., Any]:
+            register(_friendly(fn))
+            return fn
+
+        return decorator
+
+
+app = _Typer(
+    help="Sluice: files in an inbox become rows in TimescaleDB hypertables.\n\n"
+    "Example: sluice ingest data/weather.csv --dataset weather",
     no_args_is_help=True,
     add_completion=False,
+    pretty_exceptions_enable=False,
 )
-services_app = typer.Typer(
-    help="Start, stop and check the local Redis, PostgreSQL and Prefect.", no_args_is_help=True
+services_app = _Typer(
+    help="Start, stop and check the local Redis, PostgreSQL and Prefect. "
+    "Example: sluice services up",
+    no_args_is_help=True,
 )
 app.add_typer(services_app, name="services")
-dlq_app = typer.Typer(
-    help="Dead letters: list, show and replay files that were quarantined.", no_args_is_help=True
+dlq_app = _Typer(
+    help="Dead letters: list, show and replay files that were quarantined. "
+    "Example: sluice dlq list",
+    no_args_is_help=True,
 )
 app.add_typer(dlq_app, name="dlq")
 out = Console()
 err = Console(stderr=True)
+
+
+@app.callback()
+def _options(
+    debug: Annotated[
+        bool, typer.Option("--debug", help="Show tracebacks instead of one-line errors.")
+    ] = False,
+) -> None:
+    global _DEBUG
+    _DEBUG = debug
 
 
 def _use_local_prefect(settings: Settings) -> str | None:
@@ -70,18 +142,79 @@ def _quiet_prefect_console(verbose: bool) -> None:
         os.environ.setdefault(f"PREFECT_LOGGING_HANDLERS_{handler}_LEVEL", level)
 
 
-def run_files(paths: list[Path], dataset: str | None, verbose: bool = False) -> list[FileOutcome]:
-    """Run `ingest_file` for each path in this process, printing each file's line as it ends."""
+def run_files(
+    paths: list[Path], dataset: str | None, verbose: bool = False, *, quiet: bool = False
+) -> list[FileOutcome]:
+    """Run `ingest_file` for each path in this process, printing each file's line as it ends
+    (unless quiet), with a progress bar per file on a terminal's stderr."""
     _quiet_prefect_console(verbose)
     from flows.ingest_file import ingest_file
+    from tasks.observe import listening
 
     outcomes = []
-    for path in paths:
-        started = time.perf_counter()
-        state = ingest_file(path=str(path), dataset=dataset, return_state=True)
-        outcomes.append(_outcome(path, state, time.perf_counter() - started))
-        _print(outcomes[-1])
+    with _Bars(paths) as bars, listening(bars.advance):
+        for path in paths:
+            started = time.perf_counter()
+            bars.start(path)
+            state = ingest_file(path=str(path), dataset=dataset, return_state=True)
+            outcomes.append(_outcome(path, state, time.perf_counter() - started))
+            bars.finish(path, outcomes[-1])
+            if not quiet:
+                _print(outcomes[-1])
     return outcomes
+
+
+class _Bars:
+    """One progress bar per file on stderr (bytes read, rows loaded); only on a terminal."""
+
+    def __init__(self, paths: list[Path]) -> None:
+        from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn
+
+        self.progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            DownloadColumn(),
+            TextColumn("{task.fields[rows]:>12,} rows  {task.fields[stage]}"),
+            console=err,
+            transient=True,
+            disable=not err.is_terminal,
+        )
+        self.tasks = {
+            str(p): self.progress.add_task(p.name, total=_size(p), rows=0, stage="", start=False)
+            for p in paths
+        }
+
+    def __enter__(self) -> _Bars:
+        self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.__exit__(None, None, None)
+
+    def start(self, path: Path) -> None:
+        self.progress.start_task(self.tasks[str(path)])
+        self.progress.update(self.tasks[str(path)], stage="reading")
+
+    def advance(self, path: str, kind: str, amount: int) -> None:
+        task = self.tasks.get(path)
+        if task is None:
+            return
+        if kind == "bytes":
+            self.progress.update(task, completed=amount, stage="checking")
+        else:
+            self.progress.update(task, rows=amount, stage="loading")
+
+    def finish(self, path: Path, outcome: FileOutcome) -> None:
+        task = self.tasks[str(path)]
+        total = self.progress.tasks[task].total
+        self.progress.update(task, completed=total, rows=outcome.rows, stage=outcome.outcome)
+
+
+def _size(path: Path) -> int | None:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return None
 
 
 def _outcome(path: Path, state: State[FileOutcome], seconds: float) -> FileOutcome:
@@ -121,13 +254,111 @@ def ingest(
         ),
     ] = None,
     verbose: Annotated[bool, typer.Option(help="Show Prefect's run logs here too.")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="A JSON array of the files' outcomes, nothing else.")
+    ] = False,
 ) -> None:
-    """Ingest files now, in this process. Example: sluice ingest weather.csv --dataset weather"""
+    """Ingest files now, in this process. Example: sluice ingest weather.csv --dataset weather
+
+    Prints one line per file (outcome, rows, file id, seconds, path -> table) and a summary on
+    stderr; exit status 0 when every file is loaded or a duplicate, 1 otherwise.
+    """
     settings = get_settings()
     _use_local_prefect(settings)
-    outcomes = run_files(paths, dataset, verbose)
+    outcomes = run_files(paths, dataset, verbose, quiet=as_json)
+    if as_json:
+        _json([_outcome_dict(o) for o in outcomes])
+    elif len(outcomes) > 1:
+        _summary(outcomes)
     if any(o.outcome not in ("loaded", "duplicate") for o in outcomes):
         raise typer.Exit(1)
+
+
+def _outcome_dict(outcome: FileOutcome) -> dict[str, Any]:
+    from dataclasses import asdict
+
+    return {**asdict(outcome), "seconds": round(outcome.seconds, 3)}
+
+
+def _summary(outcomes: list[FileOutcome]) -> None:
+    """Per outcome: files, rows, seconds (stderr: stdout stays one line per file)."""
+    table = Table("outcome", "files", "rows", "seconds", title="Summary")
+    for kind in ("loaded", "duplicate", "quarantined", "failed"):
+        chosen = [o for o in outcomes if o.outcome == kind]
+        if chosen:
+            rows = sum(o.rows for o in chosen)
+            spent = sum(o.seconds for o in chosen)
+            table.add_row(kind, str(len(chosen)), f"{rows:,}", f"{spent:.2f}")
+    err.print(table)
+
+
+@app.command()
+def status(
+    as_json: Annotated[
+        bool, typer.Option("--json", help="A JSON array, one object per dataset.")
+    ] = False,
+) -> None:
+    """Per dataset: files loaded and quarantined today, rows, last load, inbox lag, runs in
+    flight, dead letters. Example: sluice status --json
+    """
+    from sluice import checkpoints
+    from sluice import load as sink
+    from sluice.status import gather
+
+    settings = get_settings()
+    with (
+        sink.connect(settings.dsn()) as conn,
+        checkpoints.client(settings.redis_url.get_secret_value()) as r,
+    ):
+        found = gather(conn, r, settings.inbox)
+    if as_json:
+        _json([s.as_dict() for s in found])
+        return
+    table = Table(title="Datasets")
+    names = ("dataset", "loaded today", "quarantined today", "rows today", "last load")
+    for name in (*names, "waiting", "inbox lag", "in flight", "dead letters"):
+        table.add_column(name, justify="left" if name in ("dataset", "last load") else "right")
+    for s in found:
+        last = s.last_load.astimezone().strftime("%Y-%m-%d %H:%M:%S") if s.last_load else "-"
+        lag = _age(s.inbox_lag_s) if s.inbox_lag_s is not None else "-"
+        cells = (s.loaded_today, s.quarantined_today, f"{s.rows_today:,}")
+        table.add_row(
+            s.dataset, *map(str, cells), last, str(s.waiting), lag, str(s.in_flight),
+            str(s.dead_letters),
+        )  # fmt: skip
+    out.print(table if found else "no datasets yet: `sluice ingest FILE` or `sluice demo`")
+
+
+def _age(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+@app.command()
+def datasets(
+    as_json: Annotated[bool, typer.Option("--json", help="A JSON array of the rules.")] = False,
+) -> None:
+    """The dataset rules in force (datasets.yaml); other datasets get the defaults.
+    Example: sluice datasets
+    """
+    from sluice.status import describe_rules, rules_in_force
+
+    settings = get_settings()
+    base = settings.datasets.parent
+    found = [describe_rules(r, base) for r in rules_in_force(settings.datasets)]
+    if as_json:
+        _json(found)
+        return
+    table = Table(title=f"Dataset rules ({settings.datasets})")
+    for name in found[0] if found else ():
+        table.add_column(name)
+    for row in found:
+        table.add_row(*row.values())
+    out.print(table if found else f"no rules in {settings.datasets}: every dataset has defaults")
+    err.print("A dataset not listed: time column and types detected, chunks of 7 days, UTC.")
 
 
 @app.command()
@@ -352,8 +583,9 @@ def dlq_drop(
     out.print(f"dropped {letter.id} ({letter.name}); the file stays at {letter.quarantined}")
 
 
-suite_app = typer.Typer(
-    help="Great Expectations suites of datasets: write a starting suite from a file.",
+suite_app = _Typer(
+    help="Great Expectations suites of datasets: write a starting suite from a file. "
+    "Example: sluice suite init weather data/2024-03-01.csv",
     no_args_is_help=True,
 )
 app.add_typer(suite_app, name="suite")
