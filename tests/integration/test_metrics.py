@@ -124,3 +124,64 @@ def test_a_run_has_its_dataset_tag_a_summary_and_a_progress_artifact(
     assert "| load |" in summary.data and "| read |" in summary.data
     assert float(artifacts["progress"].data) == 100.0
     assert {"table"} <= set(artifacts)  # profile and validation tables, as before
+
+
+def test_sluice_serve_exports_the_metrics_of_its_runs_and_its_sensor(
+    stack: Any, tmp_path: Path
+) -> None:
+    """`sluice serve` on the private stack (tests/fix_stack.py): a dropped file's run moves the
+    counters of the endpoint on SLUICE_METRICS_PORT."""
+    import os
+    import signal
+    import socket
+    import subprocess
+
+    from tests.fix_stack import REPO, SLUICE, wait_for
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+    home = tmp_path / "home"
+    (home / "inbox" / "servedmetrics").mkdir(parents=True)
+    env = {**stack.env, "SLUICE_HOME": str(home), "SLUICE_SENSOR_QUIET_S": "0.5",
+           "SLUICE_METRICS_PORT": str(port), "SLUICE_METRICS_ADDR": "127.0.0.1"}  # fmt: skip
+    log = tmp_path / "serve.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            [SLUICE, "serve"], env=env, cwd=REPO, stdout=out, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )  # fmt: skip
+    url = f"http://127.0.0.1:{port}/metrics"
+
+    def sample(name: str, **labels: str) -> float:
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:
+                text = response.read().decode()
+        except OSError:
+            return -1.0
+        for family in text_string_to_metric_families(text):
+            for s in family.samples:
+                if s.name == name and s.labels == labels:
+                    return float(s.value)
+        return 0.0
+
+    try:
+        wait_for(lambda: "watching" in log.read_text() or proc.poll() is not None, 120, "serve")
+        assert proc.poll() is None, log.read_text()
+        path = weather_csv(home / "inbox" / "servedmetrics" / "a.csv", rows=210)
+        loaded = {"dataset": "servedmetrics", "outcome": "loaded"}
+        wait_for(lambda: sample("sluice_files_total", **loaded) == 1, 120, "a loaded file")
+
+        assert sample("sluice_rows_total", dataset="servedmetrics") == 210
+        assert sample("sluice_bytes_total", dataset="servedmetrics") == path.stat().st_size
+        assert sample("sluice_arrivals_total", dataset="servedmetrics") == 1
+        assert sample("sluice_end_to_end_seconds_count", dataset="servedmetrics") == 1
+        assert sample("sluice_stage_seconds_count", stage="load") == 1
+        assert sample("sluice_runs_in_flight") == 0
+    finally:
+        os.kill(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait()
