@@ -260,8 +260,8 @@ def ingest(
 ) -> None:
     """Ingest files now, in this process. Example: sluice ingest weather.csv --dataset weather
 
-    Prints one line per file (outcome, rows, file id, seconds, path -> table) and a summary on
-    stderr; exit status 0 when every file is loaded or a duplicate, 1 otherwise.
+    One line per file: outcome, rows, file id, seconds, path -> table. Exit status 0 when
+    every file is loaded or a duplicate, else 1.
     """
     settings = get_settings()
     _use_local_prefect(settings)
@@ -314,18 +314,18 @@ def status(
     if as_json:
         _json([s.as_dict() for s in found])
         return
-    table = Table(title="Datasets")
-    names = ("dataset", "loaded today", "quarantined today", "rows today", "last load")
-    for name in (*names, "waiting", "inbox lag", "in flight", "dead letters"):
-        table.add_column(name, justify="left" if name in ("dataset", "last load") else "right")
+    table = Table(title="Datasets (loaded, quarantined, rows: today)")
+    table.add_column("dataset", no_wrap=True)
+    for name in ("loaded", "quarantined", "rows"):
+        table.add_column(name, justify="right", no_wrap=name == "rows", overflow="fold")
+    table.add_column("last load")
+    for name in ("waiting", "lag", "running", "dead"):  # inbox lag, runs in flight, letters
+        table.add_column(name, justify="right")
     for s in found:
-        last = s.last_load.astimezone().strftime("%Y-%m-%d %H:%M:%S") if s.last_load else "-"
+        last = s.last_load.astimezone().strftime("%m-%d %H:%M") if s.last_load else "-"
         lag = _age(s.inbox_lag_s) if s.inbox_lag_s is not None else "-"
-        cells = (s.loaded_today, s.quarantined_today, f"{s.rows_today:,}")
-        table.add_row(
-            s.dataset, *map(str, cells), last, str(s.waiting), lag, str(s.in_flight),
-            str(s.dead_letters),
-        )  # fmt: skip
+        cells = (s.loaded_today, s.quarantined_today, f"{s.rows_today:,}", last, s.waiting)
+        table.add_row(s.dataset, *map(str, cells), lag, str(s.in_flight), str(s.dead_letters))
     out.print(table if found else "no datasets yet: `sluice ingest FILE` or `sluice demo`")
 
 
@@ -354,7 +354,7 @@ def datasets(
         return
     table = Table(title=f"Dataset rules ({settings.datasets})")
     for name in found[0] if found else ():
-        table.add_column(name)
+        table.add_column(name, no_wrap=name == "dataset")
     for row in found:
         table.add_row(*row.values())
     out.print(table if found else f"no rules in {settings.datasets}: every dataset has defaults")

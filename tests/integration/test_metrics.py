@@ -105,6 +105,44 @@ def _run_details(flow_run_id: Any) -> tuple[list[str], dict[str, Any]]:
     return asyncio.run(read())
 
 
+def _run_logs(flow_run_id: Any) -> list[str]:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+    from prefect.logging.handlers import APILogWorker
+
+    APILogWorker.drain_all(timeout=10)
+
+    async def read() -> list[str]:
+        async with get_client() as client:
+            logs = await client.read_logs(
+                log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id]))
+            )
+        return [log.message for log in logs]
+
+    return asyncio.run(read())
+
+
+def test_each_stage_logs_one_line_with_the_file_id_and_its_seconds(
+    ingest: Any, home: Path
+) -> None:
+    from sluice.read import fingerprint
+
+    path = weather_csv(home / "inbox" / "logged" / "a.csv", rows=60)
+    file_id, _ = fingerprint(path)
+
+    state = ingest(path)
+
+    assert state.is_completed()
+    lines = [m for m in _run_logs(state.state_details.flow_run_id) if m.startswith("stage=")]
+    stages = [line.split()[0].removeprefix("stage=") for line in lines]
+    for stage in ("fingerprint", "read", "infer_schema", "profile", "validate", "load"):
+        assert stages.count(stage) == 1, (stage, lines)
+    [load] = [line for line in lines if line.startswith("stage=load ")]
+    fields = dict(part.split("=", 1) for part in load.split())
+    assert fields["file_id"] == file_id and fields["outcome"] == "ok"
+    assert float(fields["seconds"]) > 0 and fields["file"] == str(path)
+
+
 def test_a_run_has_its_dataset_tag_a_summary_and_a_progress_artifact(
     ingest: Any, home: Path, settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
