@@ -1,5 +1,6 @@
 """What a run leaves for people watching: Prometheus metrics scraped over HTTP after in-process
-runs, and the run's tags, summary and progress artifacts read back through the Prefect client."""
+runs and from `sluice serve` and the sensor on the private stack, the stage log lines, and the
+run's tags, summary and progress artifacts read back through the Prefect client."""
 
 from __future__ import annotations
 
@@ -39,6 +40,20 @@ def scrape() -> Iterator[Any]:
     yield read
     server.shutdown()
     server.server_close()
+
+
+def _sample(url: str, name: str, **labels: str) -> float:
+    """One sample of a live endpoint: 0 when absent, -1 while the endpoint does not answer."""
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            text = response.read().decode()
+    except OSError:
+        return -1.0
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            if s.name == name and s.labels == labels:
+                return float(s.value)
+    return 0.0
 
 
 def _moved(before: dict[Any, float], after: dict[Any, float], name: str, **labels: str) -> float:
@@ -192,16 +207,7 @@ def test_sluice_serve_exports_the_metrics_of_its_runs_and_its_sensor(
     url = f"http://127.0.0.1:{port}/metrics"
 
     def sample(name: str, **labels: str) -> float:
-        try:
-            with urllib.request.urlopen(url, timeout=5) as response:
-                text = response.read().decode()
-        except OSError:
-            return -1.0
-        for family in text_string_to_metric_families(text):
-            for s in family.samples:
-                if s.name == name and s.labels == labels:
-                    return float(s.value)
-        return 0.0
+        return _sample(url, name, **labels)
 
     try:
         wait_for(lambda: "watching" in log.read_text() or proc.poll() is not None, 120, "serve")
@@ -223,3 +229,51 @@ def test_sluice_serve_exports_the_metrics_of_its_runs_and_its_sensor(
         except subprocess.TimeoutExpired:
             os.kill(proc.pid, signal.SIGKILL)
             proc.wait()
+
+
+def test_the_sensor_alone_exports_arrivals_and_the_inbox_lag(stack: Any, tmp_path: Path) -> None:
+    """`python -m deployments.file_sensor` on the private stack: a file waiting for an hour is
+    announced once and shows as one waiting file an hour old."""
+    import os
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    from tests.fix_stack import REPO, wait_for
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = int(s.getsockname()[1])
+    home = tmp_path / "home"
+    path = weather_csv(home / "inbox" / "sensed" / "a.csv", rows=10)
+    an_hour_ago = time.time() - 3600
+    os.utime(path, (an_hour_ago, an_hour_ago))
+    env = {**stack.env, "SLUICE_HOME": str(home), "SLUICE_SENSOR_QUIET_S": "0.2",
+           "SLUICE_METRICS_PORT": str(port), "SLUICE_METRICS_ADDR": "127.0.0.1"}  # fmt: skip
+    log = tmp_path / "sensor.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "deployments.file_sensor"], env=env, cwd=REPO, stdout=out,
+            stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+    url = f"http://127.0.0.1:{port}/metrics"
+
+    def sample(name: str, **labels: str) -> float:
+        return _sample(url, name, **labels)
+
+    try:
+        wait_for(lambda: sample("sluice_arrivals_total", dataset="sensed") == 1, 60, "arrival")
+        wait_for(lambda: sample("sluice_inbox_waiting") == 1, 30, "the inbox gauges")
+
+        assert 3590 <= sample("sluice_inbox_lag_seconds") <= 3700
+        assert sample("sluice_sensor_pending") == 0
+    finally:
+        os.kill(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert "1 announced" in log.read_text()
