@@ -5,6 +5,7 @@
     │                            the flow forgets the file's stage results and stages it again
     ├── DeadLetterError          (sluice/dlq.py) a dead letter cannot be found or replayed as
     │                            asked; nothing was changed
+    ├── ConfigError              datasets.yaml is wrong: the run fails, the file stays put
     ├── TransientError           may succeed on retry: retried with backoff, never quarantined
     │     │ connection refused/reset, serialization failure, deadlock, lock timeout,
     │     │ admin shutdown, Redis down, file still being written
@@ -59,6 +60,11 @@ def _rebuild(cls: type[SluiceError], message: str, file: str, stage: str, hint: 
 
 class StagingLost(SluiceError):
     """Staged data of an earlier attempt is gone; retrying the same stage cannot bring it back."""
+
+
+class ConfigError(SluiceError):
+    """Sluice's own configuration is wrong (datasets.yaml, a suite path): the run fails and the
+    file stays where it is; neither retried nor quarantined, since the file is not at fault."""
 
 
 class TransientError(SluiceError):

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import yaml
+
 from sluice import load as sink
 from sluice.contracts import FileRef
 from sluice.datasets import dataset_for, load_rules
-from sluice.errors import TransientError, UnreadableFile, translating
+from sluice.errors import ConfigError, TransientError, UnreadableFile, translating
 from sluice.read import fingerprint as content_hash
 from sluice.settings import get_settings
 from tasks.policy import stage_task
@@ -25,7 +27,14 @@ def fingerprint(path: str, dataset: str | None = None) -> FileRef:
         except OSError as exc:
             raise TransientError(f"cannot read the file ({exc})", hint="retried") from exc
         name = dataset_for(file, settings.inbox, dataset)
-        rules = load_rules(settings.datasets, name)
+        try:
+            rules = load_rules(settings.datasets, name)
+        except (ValueError, TypeError, yaml.YAMLError) as exc:
+            raise ConfigError(
+                f"the dataset rules are wrong: {exc}",
+                hint=f"fix {settings.datasets} (see README, Dataset rules); the file was kept "
+                "where it is and nothing was loaded",
+            ) from exc
     return FileRef(
         path=str(file), file_id=file_id, dataset=name, size=size, rules_hash=rules.digest()
     )

@@ -116,3 +116,20 @@ def test_an_unreachable_database_is_one_line_and_exit_one(
     assert line.startswith("error: PostgreSQL unavailable (")
     assert line.endswith("start it with `sluice services up postgres`")
     assert "Traceback" not in result.output
+
+
+def test_wrong_dataset_rules_fail_the_file_without_quarantining_it(
+    cli: CliRunner, home: Path, settings: Settings
+) -> None:
+    settings.datasets.write_text("datasets:\n  badrules:\n    chunk_intervall: 1 day\n")
+    path = weather_csv(home / "inbox" / "badrules" / "a.csv", rows=10)
+
+    result = cli.invoke(app, ["ingest", str(path)])
+
+    assert result.exit_code == 1
+    assert result.stdout.split()[0] == "failed"
+    assert "the dataset rules are wrong" in result.stderr
+    assert "chunk_intervall" in result.stderr and str(settings.datasets) in result.stderr
+    assert "bug" not in result.stderr
+    assert path.exists()  # kept in the inbox, not quarantined
+    assert not list((home / "quarantine").rglob("*a.csv"))
