@@ -4,9 +4,11 @@ worked on gets an `ingest-file` run; then what crashed runs left behind is clean
 It catches what events missed: files dropped while the sensor was down, a lost event, a run
 that failed transiently. Scheduled (every few minutes) in prefect.yaml and `sluice serve`.
 
-For each file that is complete (unchanged for the sensor's quiet period): a version already
-marked loaded in Redis is skipped without reading it; otherwise its content hash decides: in
-the ledger, it is marked and skipped; locked by a live run, skipped; else a run is started:
+For each file that is complete (unchanged for the sensor's quiet period): a file with an
+ingest-file run scheduled, pending or running (a backlog behind the sensor's events) is left to
+that run; a version already marked loaded in Redis is skipped without reading it; otherwise
+its content hash decides: in the ledger, it is marked and skipped; locked by a live run,
+skipped; else a run is started:
 a run of the `ingest-file` deployment when there is one (workers pick it up), else a subflow
 here.
 """
@@ -39,13 +41,51 @@ class Found:
     waiting: list[str] = field(default_factory=list)  # to run
     loaded: int = 0
     in_progress: int = 0
+    queued: int = 0
     still_written: int = 0
+
+
+def queued_paths() -> set[str]:
+    """Paths of ingest-file runs that are scheduled, pending or running: an event (or an earlier
+    sweep) already asked for them, and a backlog may keep them waiting for minutes."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import (
+        FlowFilter,
+        FlowFilterName,
+        FlowRunFilter,
+        FlowRunFilterState,
+        FlowRunFilterStateType,
+    )
+    from prefect.client.schemas.objects import StateType
+
+    live = FlowRunFilter(
+        state=FlowRunFilterState(
+            type=FlowRunFilterStateType(
+                any_=[StateType.SCHEDULED, StateType.PENDING, StateType.RUNNING]
+            )
+        )
+    )
+    paths: set[str] = set()
+    with get_client(sync_client=True) as client:
+        offset = 0
+        while True:
+            page = client.read_flow_runs(
+                flow_filter=FlowFilter(name=FlowFilterName(any_=["ingest-file"])),
+                flow_run_filter=live,
+                limit=200,
+                offset=offset,
+            )
+            paths.update(str(run.parameters.get("path")) for run in page)
+            if len(page) < 200:
+                return paths
+            offset += len(page)
 
 
 @task(name="find-waiting", retries=2, retry_delay_seconds=2)
 def find_waiting(quiet_s: float) -> Found:
     settings = get_settings()
     found = Found()
+    queued = queued_paths()
     r = checkpoints.client(settings.redis_url.get_secret_value())
     now = time.time()
     versions: list[tuple[Path, int, int]] = []
@@ -56,6 +96,9 @@ def find_waiting(quiet_s: float) -> Found:
             continue
         if now - st.st_mtime < quiet_s:
             found.still_written += 1
+            continue
+        if str(path) in queued:
+            found.queued += 1
             continue
         versions.append((path, st.st_size, st.st_mtime_ns))
     seen = checkpoints.handled(r, [(str(p), s, m) for p, s, m in versions])
@@ -96,10 +139,12 @@ def sweep_inbox(quiet_s: float | None = None, clean: bool = True) -> dict[str, o
     for path in found.waiting:
         logger.info("%s: %s", path, _start(path))
     logger.info(
-        "%d waiting file(s) started; %d loaded, %d in progress, %d still being written",
+        "%d waiting file(s) started; %d loaded, %d in progress, %d with a run queued, "
+        "%d still being written",
         len(found.waiting),
         found.loaded,
         found.in_progress,
+        found.queued,
         found.still_written,
     )
     summary: dict[str, object] = asdict(found)
