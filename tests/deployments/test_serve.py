@@ -22,12 +22,20 @@ from sluice.read import fingerprint
 from tests.data import weather_csv
 from tests.fix_stack import REPO, SLUICE, Stack, wait_for
 
-pytestmark = [pytest.mark.services, pytest.mark.deployments]
+pytestmark = [pytest.mark.services, pytest.mark.deployments, pytest.mark.timeout(900)]
 
 
 class Served:
     def __init__(self, stack: Stack, home: Path, proc: subprocess.Popen[str]) -> None:
         self.stack, self.home, self.proc = stack, home, proc
+
+    def wait(self, condition: Callable[[], object], timeout: float, what: str) -> None:
+        """wait_for, with the end of serve's log in the failure (what it was doing)."""
+        try:
+            wait_for(condition, timeout, what)
+        except AssertionError as exc:
+            tail = (self.home.parent / "serve.log").read_text()[-4000:]
+            raise AssertionError(f"{exc}\n--- sluice serve log (end) ---\n{tail}") from None
 
     def inbox(self, dataset: str) -> Path:
         folder = self.home / "inbox" / dataset
@@ -87,7 +95,7 @@ def test_a_file_dropped_in_the_inbox_becomes_a_completed_run_and_rows(
     path = weather_csv(served.inbox("dropped") / "a.csv", rows=500)
     file_id, _ = fingerprint(path)
 
-    wait_for(lambda: served.ledger("dropped"), 120, "the file to be loaded")
+    served.wait(lambda: served.ledger("dropped"), 300, "the file to be loaded")
 
     assert served.ledger("dropped") == {file_id: 500}
     wait_for(lambda: [r for r in served.runs("dropped") if r["state_type"] == "COMPLETED"], 30,
@@ -111,7 +119,7 @@ def test_fifty_files_dropped_at_once_are_fifty_runs_each_loaded_once(
     for path in staging.iterdir():
         path.rename(inbox / path.name)
 
-    wait_for(lambda: len(served.ledger("burst")) == 50, 300, "50 files to be loaded")
+    served.wait(lambda: len(served.ledger("burst")) == 50, 600, "50 files to be loaded")
     wait_for(
         lambda: sum(r["state_type"] == "COMPLETED" for r in served.runs("burst")) == 50,
         60,
@@ -141,7 +149,7 @@ def test_a_file_written_slowly_is_ingested_once_and_complete(
             f.flush()
             time.sleep(0.2)
 
-    wait_for(lambda: served.ledger("slow"), 120, "the file to be loaded")
+    served.wait(lambda: served.ledger("slow"), 300, "the file to be loaded")
     time.sleep(2)  # would a second (partial) version come?
 
     assert list(served.ledger("slow").values()) == [400]
@@ -162,5 +170,5 @@ def test_a_file_dropped_while_the_sensor_was_down_is_picked_up_by_the_sweep(
     ]
     served.stack.api(f"deployments/{deployment['id']}/create_flow_run", {})
 
-    wait_for(lambda: served.ledger("missed"), 180, "the sweep's run to load the file")
+    served.wait(lambda: served.ledger("missed"), 300, "the sweep's run to load the file")
     assert list(served.ledger("missed").values()) == [300]
