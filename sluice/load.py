@@ -80,15 +80,21 @@ def connect(dsn: str) -> psycopg.Connection[tuple[object, ...]]:
     return psycopg.connect(dsn, application_name="sluice", autocommit=True)
 
 
-def ensure_catalog(conn: psycopg.Connection[tuple[object, ...]]) -> None:
-    """Create Sluice's own tables once (serialised by an advisory lock: DDL races otherwise)."""
+def ensure_ddl(conn: psycopg.Connection[tuple[object, ...]], newest: str, ddl: str) -> None:
+    """Run idempotent catalog DDL unless `newest` (its last table) exists; serialised by an
+    advisory lock, since concurrent CREATE ... IF NOT EXISTS races otherwise."""
     with conn.transaction():
-        # The newest table: a database whose catalog predates it gets it too.
-        present = conn.execute("SELECT to_regclass('sluice.outbox')").fetchone()
+        present = conn.execute("SELECT to_regclass(%s)", (newest,)).fetchone()
         if present and present[0] is not None:
             return
         conn.execute("SELECT pg_advisory_xact_lock(hashtext('sluice.catalog'))")
-        conn.execute(LEDGER_DDL)
+        conn.execute(ddl)
+
+
+def ensure_catalog(conn: psycopg.Connection[tuple[object, ...]]) -> None:
+    """Create Sluice's own tables once. The check is on the newest table, so a database whose
+    catalog predates it gets it too."""
+    ensure_ddl(conn, "sluice.outbox", LEDGER_DDL)
 
 
 def is_loaded(conn: psycopg.Connection[tuple[object, ...]], file_id: str) -> bool:

@@ -23,7 +23,7 @@ from sluice.contracts import (
     TimeProfile,
     ValidationReport,
 )
-from sluice.load import ensure_catalog
+from sluice.load import ensure_catalog, ensure_ddl
 from sluice.reject import name
 
 FORMAT = 1  # version of the stored JSON
@@ -47,12 +47,7 @@ Conn = psycopg.Connection[tuple[object, ...]]
 def ensure_table(conn: Conn) -> None:
     """Create `sluice.profiles` (and the ledger it joins) once, serialised like the catalog."""
     ensure_catalog(conn)
-    with conn.transaction():
-        present = conn.execute("SELECT to_regclass('sluice.profiles')").fetchone()
-        if present and present[0] is not None:
-            return
-        conn.execute("SELECT pg_advisory_xact_lock(hashtext('sluice.catalog'))")
-        conn.execute(DDL)
+    ensure_ddl(conn, "sluice.profiles", DDL)
 
 
 def save(conn: Conn, ref: FileRef, profile: Profile) -> None:
