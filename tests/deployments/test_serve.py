@@ -8,7 +8,6 @@ an inbox of its own (its own SLUICE_HOME), so serve's sensor sees only that test
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -20,7 +19,7 @@ import pytest
 from sluice.load import ensure_catalog
 from sluice.read import fingerprint
 from tests.data import weather_csv
-from tests.fix_stack import REPO, SLUICE, Stack, wait_for
+from tests.fix_stack import REPO, SLUICE, Stack, stop, wait_for
 
 pytestmark = [pytest.mark.services, pytest.mark.deployments, pytest.mark.timeout(900)]
 
@@ -79,13 +78,7 @@ def serving(stack: Stack, tmp_path: Path) -> Iterator[Callable[..., Served]]:
 
     yield start
     for proc in started:
-        if proc.poll() is None:
-            os.kill(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                os.kill(proc.pid, signal.SIGKILL)
-                proc.wait()
+        stop(proc)
 
 
 def test_a_file_dropped_in_the_inbox_becomes_a_completed_run_and_rows(

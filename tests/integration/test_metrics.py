@@ -184,12 +184,10 @@ def test_sluice_serve_exports_the_metrics_of_its_runs_and_its_sensor(
 ) -> None:
     """`sluice serve` on the private stack (tests/fix_stack.py): a dropped file's run moves the
     counters of the endpoint on SLUICE_METRICS_PORT."""
-    import os
-    import signal
     import socket
     import subprocess
 
-    from tests.fix_stack import REPO, SLUICE, wait_for
+    from tests.fix_stack import REPO, SLUICE, stop, wait_for
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -225,25 +223,19 @@ def test_sluice_serve_exports_the_metrics_of_its_runs_and_its_sensor(
         # on the shared server, so not necessarily at this instant)
         wait_for(lambda: sample("sluice_runs_in_flight") == 0, 120, "no run in flight")
     finally:
-        os.kill(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait()
+        stop(proc)
 
 
 def test_the_sensor_alone_exports_arrivals_and_the_inbox_lag(stack: Any, tmp_path: Path) -> None:
     """`python -m deployments.file_sensor` on the private stack: a file waiting for an hour is
     announced once and shows as one waiting file an hour old."""
     import os
-    import signal
     import socket
     import subprocess
     import sys
     import time
 
-    from tests.fix_stack import REPO, wait_for
+    from tests.fix_stack import REPO, stop, wait_for
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -272,10 +264,5 @@ def test_the_sensor_alone_exports_arrivals_and_the_inbox_lag(stack: Any, tmp_pat
         assert 3590 <= sample("sluice_inbox_lag_seconds") <= 3700
         assert sample("sluice_sensor_pending") == 0
     finally:
-        os.kill(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait()
+        stop(proc, 30)
     assert "1 announced" in log.read_text()
