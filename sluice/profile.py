@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-import os
 import statistics
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -27,7 +26,6 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from sluice.casts import arrow_type, convert_columns
 from sluice.contracts import (
@@ -41,7 +39,7 @@ from sluice.contracts import (
 )
 from sluice.datasets import DatasetRules
 from sluice.sketches import Bins, Counts, Distinct
-from sluice.staging import iter_batches
+from sluice.staging import iter_batches, write_batches
 
 STAGE = "profile"
 DISTINCT_CAP = 100_000
@@ -256,34 +254,13 @@ def run(
             pass
         typed = None
     else:
-        typed = _write(typed_path, target, batches)
+        typed = write_batches(typed_path, target, batches)
     time = None
     if timeline is not None:
         acc = accs[[c.name for c in schema.columns].index(timeline.column.name)]
         time = timeline.result(acc.low, acc.high)
     columns = tuple(a.result() for a in accs)
     return Profile(rows=staged.rows, columns=columns, time=time, typed=typed)
-
-
-def _write(path: Path, schema: pa.Schema, batches: Iterator[pa.RecordBatch]) -> Staged:
-    """Stream the typed batches to Parquet, renamed into place when complete.
-
-    Neither dictionary encoding nor statistics nor compression: the copy lives until the load
-    commits and is read twice; writing it plainly costs a quarter of what staging's defaults do.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    rows = 0
-    try:
-        options = {"compression": "none", "use_dictionary": False, "write_statistics": False}
-        with pq.ParquetWriter(tmp, schema, **options) as writer:
-            for batch in batches:
-                writer.write_batch(batch)
-                rows += batch.num_rows
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return Staged(uri=str(path), rows=rows, columns=tuple(schema.names))
 
 
 def _timeline(schema: InferredSchema) -> _Timeline | None:
