@@ -24,13 +24,21 @@ from typing import Any
 
 import psycopg
 
-from bench.ingest_vs_copy import make_csv, psql_copy, reset
+from bench.common import (
+    connect,
+    drop_table,
+    ensure_csv,
+    forget_file,
+    hypertable,
+    psql_copy,
+)
 from sluice import enrich, load, profile, read, schema, transform, validate
 from sluice.contracts import FileRef
 from sluice.datasets import DatasetRules
 from sluice.settings import get_settings
 
-TABLE = "bench_quality"
+TABLE, COPY_TABLE = "bench_quality", "bench_quality_copy"
+SEED = 1001  # the file of bench.ingest_vs_copy
 
 
 def suite_file(folder: Path) -> Path:
@@ -52,7 +60,8 @@ def one_round(
     settings = get_settings()
     file_id, size = read.fingerprint(path)
     ref = FileRef(str(path), file_id, TABLE, size, rules.digest())
-    reset(conn, TABLE, file_id)
+    drop_table(conn, TABLE)
+    forget_file(conn, file_id)
     shutil.rmtree(staging / file_id, ignore_errors=True)
     rows = settings.batch_rows
     seconds: dict[str, float] = {}
@@ -95,24 +104,20 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=2_000_000)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
-    settings = get_settings()
-    data = settings.home / "bench"
-    data.mkdir(parents=True, exist_ok=True)
-    path = data / f"bench-{args.rows}.csv"
-    if not path.exists():
-        make_csv(path, args.rows)
-    rules = DatasetRules(TABLE, suite=str(suite_file(data)))
+    path = ensure_csv(args.rows, SEED)
+    rules = DatasetRules(TABLE, suite=str(suite_file(path.parent)))
     started = time.perf_counter()
     validate._runtime()  # import Great Expectations once, as a warm worker has
     gx_import = time.perf_counter() - started
     rounds: list[dict[str, float]] = []
     copies: list[float] = []
-    with psycopg.connect(settings.dsn(), autocommit=True) as conn:
+    with connect() as conn:
         for _ in range(args.rounds):
-            rounds.append(one_round(conn, path, rules, data / "staging"))
-            copies.append(psql_copy(settings.dsn(), conn, path))
-        reset(conn, TABLE)
-        reset(conn, "bench_copy")
+            rounds.append(one_round(conn, path, rules, path.parent / "staging"))
+            hypertable(conn, COPY_TABLE)
+            copies.append(psql_copy(path, COPY_TABLE))
+        drop_table(conn, TABLE)
+        drop_table(conn, COPY_TABLE)
         conn.execute("DELETE FROM sluice.files WHERE dataset = %s", (TABLE,))  # its ledger rows
     report(args.rows, path, rounds, copies, gx_import)
 
