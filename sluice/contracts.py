@@ -40,7 +40,7 @@ class FileRef:
 
 @dataclass(frozen=True, slots=True)
 class Staged:
-    """A staged Parquet file: a local path (an fsspec URL later) and what it holds."""
+    """A staged Parquet file: a local path or fsspec URL (sluice/staging.py), what it holds."""
 
     uri: str
     rows: int

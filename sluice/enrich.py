@@ -8,14 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 
 from sluice.contracts import FileRef, Rejected, Staged
 from sluice.reject import keep_mask, rejected_rows
-from sluice.staging import iter_batches, read_schema, stage_path, write_batches
+from sluice.staging import Location, iter_batches, read_schema, stage_path, write_batches
 
 STAGE = "enrich"
 INGESTED_AT = "_ingested_at"  # also the time dimension of a file without a time column
@@ -30,7 +29,7 @@ LINEAGE_NAMES = tuple(f.name for f in LINEAGE)
 def run(
     ref: FileRef,
     staged: Staged,
-    staging: Path,
+    staging: Location,
     batch_rows: int,
     rejected: Rejected | None = None,
 ) -> Staged:

@@ -14,14 +14,13 @@ sent marks) or is a capped stream (`sluice:dead`, `sluice:events`).
 
 from __future__ import annotations
 
-import shutil
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import psycopg
 import redis
 
+from sluice import staging as area
 from sluice.load import ensure_catalog
 from sluice.locks import lock_key
 
@@ -37,7 +36,7 @@ class Swept:
 
 
 def sweep(
-    staging: Path,
+    staging: area.Location,
     conn: psycopg.Connection[tuple[object, ...]],
     r: redis.Redis,
     *,
@@ -45,19 +44,19 @@ def sweep(
     now: float | None = None,
 ) -> Swept:
     now = time.time() if now is None else now
-    folders = [p for p in staging.iterdir() if p.is_dir()] if staging.is_dir() else []
-    ids = [p.name for p in folders]
+    folders = area.folders(staging)
+    ids = [f.file_id for f in folders]
     loaded = _loaded(conn, ids)
     held = _held(r, ids)
     removed: list[str] = []
     freed = 0
     for folder in folders:
-        file_id = folder.name
+        file_id = folder.file_id
         if file_id in held:
             continue
-        if file_id in loaded or now - _newest_mtime(folder) > max_age_s:
-            freed += _size(folder)
-            shutil.rmtree(folder, ignore_errors=True)
+        if file_id in loaded or now - folder.modified > max_age_s:
+            freed += folder.size
+            area.remove(staging, file_id)
             removed.append(file_id)
     return Swept(
         staging_removed=tuple(removed),
@@ -92,12 +91,3 @@ def _orphan_stage_locks(r: redis.Redis) -> int:
             continue
         removed += int(r.delete(key))
     return removed
-
-
-def _newest_mtime(folder: Path) -> float:
-    times = [folder.stat().st_mtime] + [p.stat().st_mtime for p in folder.rglob("*")]
-    return max(times)
-
-
-def _size(folder: Path) -> int:
-    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())

@@ -20,7 +20,6 @@ import math
 import statistics
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -39,7 +38,7 @@ from sluice.contracts import (
 )
 from sluice.datasets import DatasetRules
 from sluice.sketches import Bins, Counts, Distinct
-from sluice.staging import iter_batches, write_batches
+from sluice.staging import Location, iter_batches, write_batches
 
 STAGE = "profile"
 DISTINCT_CAP = 100_000
@@ -242,7 +241,7 @@ def run(
     schema: InferredSchema,
     rules: DatasetRules,
     batch_rows: int,
-    typed_path: Path | None = None,
+    typed_path: Location | None = None,
 ) -> Profile:
     """Profile the staged file; with `typed_path`, also write it there cast to its types."""
     accs = [_Acc(col) for col in schema.columns]

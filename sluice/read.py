@@ -25,7 +25,7 @@ from sluice.errors import UnreadableFile
 from sluice.names import unique_identifiers
 from sluice.readers import Opened, Reader, Source
 from sluice.readers.text import wide_encoding
-from sluice.staging import stage_path, write_batches
+from sluice.staging import Location, stage_path, write_batches
 
 STAGE = "read"
 SOURCE_NAMES = b"sluice.source_names"
@@ -61,14 +61,14 @@ def fingerprint(path: Path) -> tuple[str, int]:
     return digest.hexdigest(), size
 
 
-def run(ref: FileRef, rules: DatasetRules, staging: Path, batch_rows: int) -> Staged:
+def run(ref: FileRef, rules: DatasetRules, staging: Location, batch_rows: int) -> Staged:
     """Stage the file's rows in `staging/<file_id>/raw.parquet` under safe column names."""
     source = detect_source(Path(ref.path))
     opened = reader_for(source)(source, rules, batch_rows)
     return _stage(opened, stage_path(staging, ref.file_id, "raw"))
 
 
-def _stage(opened: Opened, path: Path) -> Staged:
+def _stage(opened: Opened, path: Location) -> Staged:
     batches = _nonempty(opened.batches)
     first = next(batches, None)
     if first is None:

@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 
 from sluice.contracts import Expectation, ExpectationResult, Rejected, Staged, ValidationReport
 from sluice.errors import StagingLost
-from sluice.staging import iter_batches, write_batches
+from sluice.staging import iter_batches, read_schema, write_batches
 
 ROW = "_row"  # 1-based row number in the file, as enrich numbers rows
 FAILED = "_failed"  # the expectations the row failed, "; "-separated
@@ -82,7 +82,7 @@ def set_aside(
 
 
 def _schema(staged: Staged) -> pa.Schema:
-    source = pq.read_schema(staged.uri)
+    source = read_schema(staged)
     return pa.schema([*source, pa.field(ROW, pa.int64()), pa.field(FAILED, pa.string())])
 
 

@@ -36,6 +36,12 @@ class Settings(BaseSettings):
         validation_alias="SLUICE_SCHEMA",
         description="PostgreSQL schema that holds the dataset hypertables.",
     )
+    staging_location: str = Field(
+        default="",
+        validation_alias="SLUICE_STAGING",
+        description="Where stages put their Parquet: a folder (default `SLUICE_HOME/staging`) or "
+        "an fsspec URL every worker can reach (`file:///shared/staging`, `s3://bucket/prefix`).",
+    )
     datasets: Path = Field(
         default=PROJECT_ROOT / "datasets.yaml",
         description="Dataset rules (time column, key, chunk interval).",
@@ -90,14 +96,25 @@ class Settings(BaseSettings):
         ge=0,
         description="A load of at least this many rows shows a progress artifact in its run.",
     )
+    fuse_below_bytes: int = Field(
+        default=32 * 1024 * 1024,
+        ge=0,
+        description="A file smaller than this runs read..transform as one task, `prepare` "
+        "(Prefect's cost per task run outweighs per-stage resume for small files); larger "
+        "files run one task per stage. 0: every file runs one task per stage.",
+    )
 
     @property
     def inbox(self) -> Path:
         return self.home / "inbox"
 
     @property
-    def staging(self) -> Path:
-        return self.home / "staging"
+    def staging(self) -> Path | str:
+        """The staging area: a local folder (a Path) or a URL (sluice/staging.py reads both)."""
+        where = self.staging_location
+        if not where:
+            return self.home / "staging"
+        return where if "://" in where else Path(where)
 
     @property
     def quarantine(self) -> Path:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pyarrow as pa
 
@@ -11,7 +10,7 @@ from sluice.casts import arrow_type, convert_columns
 from sluice.contracts import FileRef, InferredSchema, Staged
 from sluice.datasets import DatasetRules
 from sluice.enrich import LINEAGE, LINEAGE_NAMES
-from sluice.staging import iter_batches, stage_path, write_batches
+from sluice.staging import Location, iter_batches, stage_path, write_batches
 
 STAGE = "transform"
 
@@ -29,7 +28,7 @@ def run(
     staged: Staged,
     schema: InferredSchema,
     rules: DatasetRules,
-    staging: Path,
+    staging: Location,
     batch_rows: int,
 ) -> Staged:
     """Stage `load.parquet`, the exact columns and types load will COPY."""
