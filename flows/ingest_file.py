@@ -1,5 +1,6 @@
 """ingest_file: one file through fingerprint -> read -> infer_schema -> profile -> validate ->
-enrich -> transform -> load, each a retrying task whose result persists in Redis.
+enrich -> transform -> load, each a retrying task whose result persists in Redis (a file below
+`SLUICE_FUSE_BELOW_BYTES` runs read..transform as one such task, `prepare`).
 
 One run works on a file at a time: the run holds the file's Redis lock (with a lease) from
 the ledger check to the cleanup; a second run waits, then ends `duplicate`. A new run of a
@@ -41,6 +42,7 @@ from tasks.infer_schema import infer_schema
 from tasks.load import load
 from tasks.observe import RunWatch, stage_seconds, tag_run
 from tasks.policy import use_result_storage
+from tasks.prepare import prepare
 from tasks.profile import profile
 from tasks.read import read
 from tasks.relay import relay_events
@@ -49,14 +51,20 @@ from tasks.validate import validate
 
 
 def _stages(ref: FileRef) -> tuple[LoadReport, InferredSchema]:
-    """The stages; the schema comes back with a note on rows row-level validation set aside."""
+    """The stages; the schema comes back with a note on rows row-level validation set aside.
+
+    A file below `SLUICE_FUSE_BELOW_BYTES` runs read..transform as one task (tasks/prepare.py).
+    """
     from dataclasses import replace
 
-    raw = read(ref)
-    schema = infer_schema(ref, raw)
-    profiled = profile(ref, raw, schema)
-    report = validate(ref, raw, schema, profiled)
-    ready = transform(ref, enrich(ref, profiled.typed or raw, report), schema)
+    if ref.size < get_settings().fuse_below_bytes:
+        ready, schema, report = prepare(ref)
+    else:
+        raw = read(ref)
+        schema = infer_schema(ref, raw)
+        profiled = profile(ref, raw, schema)
+        report = validate(ref, raw, schema, profiled)
+        ready = transform(ref, enrich(ref, profiled.typed or raw, report), schema)
     loaded = load(ref, ready, schema)
     if report.rejected is not None:
         aside = f"{report.rejected.rows} rows failed expectations: {report.rejected.path}"

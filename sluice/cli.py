@@ -150,9 +150,10 @@ def run_files(
     _quiet_prefect_console(verbose)
     from flows.ingest_file import ingest_file
     from tasks.observe import listening
+    from tasks.policy import one_client
 
     outcomes = []
-    with _Bars(paths) as bars, listening(bars.advance):
+    with _Bars(paths) as bars, listening(bars.advance), one_client():
         for path in paths:
             started = time.perf_counter()
             bars.start(path)

@@ -59,8 +59,9 @@ def notify(path: str, kind: str, amount: int) -> None:
         listener(path, kind, amount)
 
 
-def observed(stage: str, fn: Callable[P, R]) -> Callable[P, R]:
-    """`fn` timed, logged (`stage=... file_id=... seconds=...`) and counted."""
+def observed(stage: str, fn: Callable[P, R], composite: bool = False) -> Callable[P, R]:
+    """`fn` timed, logged (`stage=... file_id=... seconds=...`) and counted; the seconds of a
+    `composite` stage are left out of the run's per-stage seconds (its stages are in them)."""
 
     @functools.wraps(fn)
     def run(*args: P.args, **kwargs: P.kwargs) -> R:
@@ -73,7 +74,7 @@ def observed(stage: str, fn: Callable[P, R]) -> Callable[P, R]:
             return result  # type: ignore[no-any-return]
         finally:
             ref = _ref(result, args, kwargs)
-            _record(stage, time.perf_counter() - started, outcome, ref, args, kwargs)
+            _record(stage, time.perf_counter() - started, outcome, ref, args, kwargs, composite)
 
     return run
 
@@ -92,11 +93,12 @@ def _record(
     ref: FileRef | None,
     args: tuple[Any, ...],
     kwargs: dict[str, Any],
+    composite: bool = False,
 ) -> None:
     context = TaskRunContext.get()
     attempt = context.task_run.run_count if context else 1
     metrics.stage_done(stage, seconds, attempt)
-    if (collected := _SECONDS.get()) is not None and outcome == "ok":
+    if (collected := _SECONDS.get()) is not None and outcome == "ok" and not composite:
         collected[stage] = collected.get(stage, 0.0) + seconds
     path = ref.path if ref else str(kwargs.get("path") or (args[0] if args else "-"))
     get_run_logger().info(

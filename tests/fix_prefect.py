@@ -30,6 +30,12 @@ def ingest(prefect_api: None, database: str, redis_client: redis.Redis, home: Pa
     return run
 
 
+@pytest.fixture
+def per_stage(settings: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every file runs one task per stage (as a file of SLUICE_FUSE_BELOW_BYTES or more does)."""
+    monkeypatch.setattr(settings, "fuse_below_bytes", 0)
+
+
 def task_states(flow_run_id: Any) -> dict[str, str]:
     """State name of each task of a flow run, by task name (`read` -> `Cached`)."""
     from prefect.client.orchestration import get_client

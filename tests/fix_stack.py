@@ -51,13 +51,14 @@ class Stack:
             stdout=subprocess.DEVNULL,
         )
 
-    def ingest(self, *paths: Path, faults: str = "", timeout: float = 300) -> Run:
-        proc = self.start(*paths, faults=faults)
+    def ingest(self, *paths: Path, faults: str = "", timeout: float = 300, **env: str) -> Run:
+        """`sluice ingest PATHS` with SLUICE_FAULTS=faults and any other `env`; its result."""
+        proc = self.start(*paths, faults=faults, **env)
         out, err = proc.communicate(timeout=timeout)
         return Run(proc.returncode, out, err)
 
-    def start(self, *paths: Path, faults: str = "") -> subprocess.Popen[str]:
-        env = {**self.env, "SLUICE_FAULTS": faults}
+    def start(self, *paths: Path, faults: str = "", **env: str) -> subprocess.Popen[str]:
+        env = {**self.env, **env, "SLUICE_FAULTS": faults}
         return subprocess.Popen(
             [SLUICE, "ingest", *map(str, paths)],
             env=env,

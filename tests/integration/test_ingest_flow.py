@@ -96,7 +96,7 @@ def _fail_load(ingest: Any, path: Path, table: str, settings: Settings) -> Any:
 
 
 def test_a_load_that_failed_transiently_resumes_at_load(
-    ingest: Any, db: Any, home: Path, settings: Settings
+    ingest: Any, db: Any, home: Path, settings: Settings, per_stage: None
 ) -> None:
     assert ingest(weather_csv(home / "inbox" / "locked" / "1.csv", rows=200)).is_completed()
     second = weather_csv(home / "inbox" / "locked" / "2.csv", rows=200)
@@ -117,14 +117,47 @@ def test_a_load_that_failed_transiently_resumes_at_load(
     assert states["infer_schema"] == "Cached"
     assert states["transform"] == "Cached"
     assert states["load"] == "Completed"
+    assert "prepare" not in states
 
 
-def test_a_resumed_run_whose_staging_is_gone_stages_the_file_again(
+def test_a_small_file_runs_its_stages_in_one_task_and_resumes_at_load(
     ingest: Any, db: Any, home: Path, settings: Settings
 ) -> None:
-    assert ingest(weather_csv(home / "inbox" / "lost" / "1.csv", rows=100)).is_completed()
-    second = weather_csv(home / "inbox" / "lost" / "2.csv", rows=150)
-    failed = _fail_load(ingest, second, "lost", settings)
+    assert ingest(weather_csv(home / "inbox" / "fused" / "1.csv", rows=210)).is_completed()
+    second = weather_csv(home / "inbox" / "fused" / "2.csv", rows=310)
+    assert second.stat().st_size < settings.fuse_below_bytes
+
+    failed = _fail_load(ingest, second, "fused", settings)
+
+    assert failed.is_failed()
+    assert count_rows(db, "fused") == 210
+    states = task_states(failed.state_details.flow_run_id)
+    assert states["prepare"] == "Completed"
+    assert not {"read", "infer_schema", "profile", "validate", "enrich", "transform"} & set(states)
+
+    resumed = ingest(second)
+
+    assert resumed.is_completed()
+    assert count_rows(db, "fused") == 520
+    states = task_states(resumed.state_details.flow_run_id)
+    assert (states["prepare"], states["load"]) == ("Cached", "Completed")
+
+
+@pytest.mark.parametrize("per_task", [True, False], ids=["per_stage", "fused"])
+def test_a_resumed_run_whose_staging_is_gone_stages_the_file_again(
+    ingest: Any,
+    db: Any,
+    home: Path,
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+    per_task: bool,
+) -> None:
+    if per_task:
+        monkeypatch.setattr(settings, "fuse_below_bytes", 0)
+    dataset, more = ("lost_per_stage", 0) if per_task else ("lost_fused", 20)
+    assert ingest(weather_csv(home / "inbox" / dataset / "1.csv", rows=100 + more)).is_completed()
+    second = weather_csv(home / "inbox" / dataset / "2.csv", rows=150 + more)
+    failed = _fail_load(ingest, second, dataset, settings)
     assert failed.is_failed()
     for staged in (home / "staging").iterdir():  # e.g. a machine restart emptied the staging
         shutil.rmtree(staged)
@@ -133,9 +166,9 @@ def test_a_resumed_run_whose_staging_is_gone_stages_the_file_again(
 
     assert resumed.is_completed(), resumed.message
     assert resumed.result().outcome == "loaded"
-    assert count_rows(db, "lost") == 250
+    assert count_rows(db, dataset) == 250 + 2 * more
     assert "restage" in task_states(resumed.state_details.flow_run_id)
-    assert second.exists() and not (home / "quarantine" / "lost").exists()
+    assert second.exists() and not (home / "quarantine" / dataset).exists()
 
 
 def test_a_malformed_file_is_quarantined_with_a_dead_letter(

@@ -66,7 +66,10 @@ def test_sigkill_mid_stage_then_a_new_run_loads_the_file_once(stack: Stack, poin
     path = weather_csv(stack.inbox(dataset) / "a.csv", rows=ROWS)
     file_id, _ = fingerprint(path)
 
-    killed = stack.ingest(path, faults=point)
+    # one task per stage (as for a file of SLUICE_FUSE_BELOW_BYTES or more): a run resumes
+    # after the last stage that completed
+    per_stage = {"SLUICE_FUSE_BELOW_BYTES": "0"}
+    killed = stack.ingest(path, faults=point, **per_stage)
 
     assert killed.returncode == -9, killed.stderr
     assert path.exists()  # nothing moved, nothing quarantined
@@ -74,7 +77,7 @@ def test_sigkill_mid_stage_then_a_new_run_loads_the_file_once(stack: Stack, poin
     assert not _table_rows(stack, dataset)  # no partial rows visible (or no table at all)
     assert stack.redis().exists(lock_key(file_id))  # the dead run's lock, until its lease ends
 
-    again = stack.ingest(path)
+    again = stack.ingest(path, **per_stage)
 
     assert again.returncode == 0, again.stderr
     assert again.outcomes() == ["loaded"]
