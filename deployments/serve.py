@@ -3,7 +3,8 @@ the file sensor; runs show in the Prefect UI like any deployment's runs.
 
 Deployments (registered on the Prefect server, no work pool needed):
     ingest-file           triggered by `sluice.file.arrived` (one run per file version)
-    sweep-inbox           every 5 minutes: files events missed; cleans up
+    sweep-inbox           every 5 minutes and when an ingest-file run crashed: files events
+                          missed; cleans up
     replay-dead-letters   manual (UI: ids, or all)
     relay-outbox          every minute
     cleanup               hourly
@@ -26,6 +27,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -50,7 +52,6 @@ from flows.replay import replay
 from flows.sweep_inbox import sweep_inbox
 from sluice.settings import get_settings
 from tasks.load import WRITERS_LIMIT
-from tasks.policy import hold_client
 
 log = logging.getLogger("sluice.serve")
 
@@ -63,6 +64,17 @@ def arrival_trigger() -> DeploymentEventTrigger:
         match={"prefect.resource.id": RESOURCE_MATCH},
         for_each={"prefect.resource.id"},
         parameters={"path": "{{ event.payload.path }}", "dataset": "{{ event.payload.dataset }}"},
+    )
+
+
+def crashed_trigger() -> DeploymentEventTrigger:
+    """A sweep when an ingest-file run crashed (its worker died, or Prefect marked it a zombie):
+    the sweep starts a new run of its file, since the lock's lease has expired by then."""
+    return DeploymentEventTrigger(
+        name="an ingest-file run crashed",
+        expect={"prefect.flow-run.Crashed"},
+        match={"prefect.resource.id": "prefect.flow-run.*"},
+        match_related={"prefect.resource.role": "flow", "prefect.resource.name": "ingest-file"},
     )
 
 
@@ -85,6 +97,8 @@ def deployments(concurrency: int) -> list[tuple[Flow[Any, Any], Any]]:
             sweep_inbox.to_deployment(
                 "sweep-inbox",
                 cron="*/5 * * * *",
+                triggers=[crashed_trigger()],
+                concurrency_limit=1,  # sweeps one after another: two would both start a file
                 tags=tags,
                 description="Start runs for waiting files events missed; clean up leftovers.",
             ),
@@ -134,20 +148,28 @@ def ensure_writers_limit(limit: int) -> None:
 
 @dataclass
 class WarmExecutor:
-    """Runs the scheduled runs of some deployments in this process's threads."""
+    """Runs the scheduled runs of some deployments in this process's threads.
+
+    The claim is the server's: a run is ours once our proposal of Pending is accepted; a second
+    claimant (another process, another host) is rejected, so no run executes twice. `who`
+    names this process on each run it claims (the run's infrastructure pid in the UI).
+    `housekeeping` runs every `housekeeping_s` on the polling client (worker heartbeats,
+    re-reading the deployments).
+    """
 
     flows: dict[UUID, Flow[Any, Any]]
     workers: int
     poll_s: float = 0.5
+    who: str | None = None
+    housekeeping: Callable[[SyncPrefectClient], None] | None = None
+    housekeeping_s: float = 10.0
     started: int = 0
     finished: int = 0
     _running: dict[UUID, Future[Any]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
-        self._pool = ThreadPoolExecutor(
-            self.workers, thread_name_prefix="sluice-run", initializer=hold_client
-        )
+        self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="sluice-run")
 
     @property
     def busy(self) -> int:
@@ -171,6 +193,8 @@ class WarmExecutor:
                 break
             if run.id in self._running or not self._claim(client, run):
                 continue
+            if self.who is not None:
+                client.update_flow_run(run.id, infrastructure_pid=self.who)
             self._submit(run)
             started += 1
         return started
@@ -203,9 +227,13 @@ class WarmExecutor:
             self.finished += 1
 
     def run(self, stop: threading.Event) -> None:
+        chores_due = 0.0
         with get_client(sync_client=True) as client:
             while not stop.is_set():
                 try:
+                    if self.housekeeping is not None and time.monotonic() >= chores_due:
+                        self.housekeeping(client)
+                        chores_due = time.monotonic() + self.housekeeping_s
                     self.poll_once(client)
                 except Exception:  # noqa: BLE001 - the server restarting must not end serve
                     log.exception("polling the Prefect server failed; trying again")

@@ -7,6 +7,16 @@
 #
 # Usage: scripts/services.sh COMMAND [SERVICE...]   (run with "help" for details)
 #
+# Profiles (SLUICE_PROFILE) decide how the Prefect server runs:
+#   local       (default) on PostgreSQL database "prefect" of this cluster when it runs, else
+#               SQLite; in-memory messaging: one server process, as `prefect server start` is.
+#   production  on PostgreSQL (database $SLUICE_PREFECT_DB, default "prefect", at
+#               127.0.0.1:$SLUICE_PG_PORT) with prefect-redis as messaging broker and cache,
+#               causal ordering, concurrency lease storage and Docket (Redis at
+#               127.0.0.1:$SLUICE_REDIS_PORT, databases $SLUICE_PREFECT_REDIS_DB and
+#               $SLUICE_PREFECT_DOCKET_DB): the settings Prefect documents for several server
+#               replicas. Both services must answer; they may belong to another SLUICE_HOME.
+#
 # Everything lives under $SLUICE_HOME/services (default <repo>/.sluice/services):
 #   redis/ pg/data/ prefect/ (service state), run/ (pidfiles, PostgreSQL socket), log/.
 # Processes are only ever stopped by the pid in their own pidfile.
@@ -30,6 +40,10 @@ HOST=127.0.0.1
 REDIS_PORT=${SLUICE_REDIS_PORT:-56379}
 PG_PORT=${SLUICE_PG_PORT:-55432}
 PREFECT_PORT=${SLUICE_PREFECT_PORT:-54200}
+PROFILE=${SLUICE_PROFILE:-local}
+PREFECT_DB=${SLUICE_PREFECT_DB:-prefect}
+PREFECT_REDIS_DB=${SLUICE_PREFECT_REDIS_DB:-1}
+PREFECT_DOCKET_DB=${SLUICE_PREFECT_DOCKET_DB:-2}
 
 PG_MAJOR=15
 PG_BIN=/usr/lib/postgresql/$PG_MAJOR/bin
@@ -592,10 +606,24 @@ prefect_start() {
 	fi
 	port_open "$PREFECT_PORT" && die "prefect: port $HOST:$PREFECT_PORT is in use by another process (set SLUICE_PREFECT_PORT)"
 	rm -f -- "$PREFECT_PIDFILE"
+	local db_url="" redis_url=""
+	local -a settings=()
+	if [[ $PROFILE == production ]]; then
+		prefect_production_checks
+		db_url="postgresql+asyncpg://$PG_APP_USER@$HOST:$PG_PORT/$PREFECT_DB"
+		redis_url="redis://$HOST:$REDIS_PORT"
+		settings=(
+			PREFECT_MESSAGING_BROKER=prefect_redis.messaging
+			PREFECT_MESSAGING_CACHE=prefect_redis.messaging
+			PREFECT_SERVER_EVENTS_CAUSAL_ORDERING=prefect_redis.ordering
+			PREFECT_SERVER_CONCURRENCY_LEASE_STORAGE=prefect_redis.lease_storage
+			"PREFECT_REDIS_MESSAGING_URL=$redis_url/$PREFECT_REDIS_DB"
+			"PREFECT_SERVER_DOCKET_URL=$redis_url/$PREFECT_DOCKET_DB"
+		)
+		log "prefect: production profile: PostgreSQL $HOST:$PG_PORT/$PREFECT_DB, Redis messaging $redis_url/$PREFECT_REDIS_DB"
 	# The server's own database: PostgreSQL (database "prefect" in our cluster) when it runs,
 	# as in production; SQLite answers "database is locked" under concurrent runs.
-	local db_url=""
-	if pg_answers && psql_super -d postgres <<SQL; then
+	elif pg_answers && psql_super -d postgres <<SQL; then
 SELECT 'CREATE DATABASE prefect OWNER $PG_APP_USER'
  WHERE NOT EXISTS (SELECT 1 FROM pg_database WHERE datname = 'prefect') \gexec
 SQL
@@ -604,6 +632,7 @@ SQL
 	else
 		log "prefect: database SQLite in $PREFECT_DIR (postgres is not running)"
 	fi
+	printf '%s\n' "$PROFILE" >"$RUN_DIR/prefect.profile"
 	log_marker prefect "$PREFECT_LOG"
 	# setsid: its own session and process group (pgid = pid), so it survives this shell
 	# and "down" can signal the server together with any child it spawned. The inner
@@ -612,6 +641,7 @@ SQL
 		cd -- "$PREFECT_DIR"
 		export PREFECT_HOME=$PREFECT_DIR PREFECT_SERVER_ANALYTICS_ENABLED=false
 		if [[ -n $db_url ]]; then export PREFECT_API_DATABASE_CONNECTION_URL=$db_url; fi
+		if ((${#settings[@]})); then export "${settings[@]}"; fi
 		# shellcheck disable=SC2016 # $$ and $1 belong to the inner shell
 		setsid nohup bash -c 'echo "$$" >"$1"; shift; exec "$@"' sluice-prefect \
 			"$PREFECT_PIDFILE" "$PREFECT_BIN" server start --host "$HOST" --port "$PREFECT_PORT" \
@@ -628,6 +658,21 @@ SQL
 	echo "prefect: up on $HOST:$PREFECT_PORT (pid $(prefect_pid))"
 }
 
+# The production profile's prerequisites: Redis and PostgreSQL answer on loopback (over TCP:
+# they may be another SLUICE_HOME's), and the server's own database exists.
+prefect_production_checks() {
+	redis_answers || die "prefect: the production profile needs Redis on $HOST:$REDIS_PORT (start it: $PROG up redis)"
+	"$PG_BIN/pg_isready" -q -h "$HOST" -p "$PG_PORT" >/dev/null 2>&1 ||
+		die "prefect: the production profile needs PostgreSQL on $HOST:$PG_PORT (start it: $PROG up postgres)"
+	[[ $PREFECT_DB =~ ^[a-z_][a-z0-9_]*$ ]] || die "SLUICE_PREFECT_DB must be a plain identifier, got '$PREFECT_DB'"
+	PGOPTIONS='-c client_min_messages=warning' "$PG_BIN/psql" -X -q -v ON_ERROR_STOP=1 \
+		-h "$HOST" -p "$PG_PORT" -U "$PG_SUPERUSER" -d postgres >/dev/null <<SQL ||
+SELECT 'CREATE DATABASE $PREFECT_DB OWNER $PG_APP_USER'
+ WHERE NOT EXISTS (SELECT 1 FROM pg_database WHERE datname = '$PREFECT_DB') \gexec
+SQL
+		die "prefect: could not create database $PREFECT_DB on $HOST:$PG_PORT"
+}
+
 prefect_stop() { stop_by_pidfile prefect "$PREFECT_PIDFILE" "$PREFECT_COMM" TERM group; }
 
 prefect_status() {
@@ -637,7 +682,7 @@ prefect_status() {
 		return 3
 	fi
 	if prefect_answers; then
-		echo "prefect: running on $HOST:$PREFECT_PORT (pid $pid)"
+		echo "prefect: running on $HOST:$PREFECT_PORT (pid $pid, profile $(cat "$RUN_DIR/prefect.profile" 2>/dev/null || echo local))"
 	else
 		echo "prefect: not answering on $HOST:$PREFECT_PORT (pid $pid)"
 		return 3
@@ -692,6 +737,11 @@ Commands:
   env       print export lines for SLUICE_DATABASE_URL, SLUICE_REDIS_URL, PREFECT_API_URL
 
 Services: redis postgres prefect (default: all)
+
+Profiles: SLUICE_PROFILE=local (default: the Prefect server on this cluster's PostgreSQL when
+  it runs, else SQLite; in-memory messaging) or production (PostgreSQL database
+  SLUICE_PREFECT_DB (prefect) with Redis messaging, cache, causal ordering, lease storage and
+  Docket in Redis databases SLUICE_PREFECT_REDIS_DB (1) and SLUICE_PREFECT_DOCKET_DB (2)).
 
 Environment: SLUICE_HOME (default $REPO/.sluice), SLUICE_REDIS_PORT (56379),
   SLUICE_PG_PORT (55432), SLUICE_PREFECT_PORT (54200), SLUICE_CACHE (~/.cache/sluice),
@@ -777,6 +827,7 @@ cmd_env() {
 
 main() {
 	local cmd=${1:-} quiet=0 a
+	[[ $PROFILE == local || $PROFILE == production ]] || usage_error "SLUICE_PROFILE must be local or production, got '$PROFILE'"
 	local -a services=() list=()
 	[[ $# -gt 0 ]] && shift
 	for a in "$@"; do

@@ -395,6 +395,35 @@ def serve(
     run_serve(concurrency=concurrency, writers=writers, with_sensor=sensor, on_ready=ready)
 
 
+@app.command()
+def worker(
+    pool: Annotated[str, typer.Option(help="The work pool whose runs to execute.")] = "sluice",
+    concurrency: Annotated[int, typer.Option(help="Flow runs at once in this process.")] = 4,
+    writers: Annotated[
+        int, typer.Option(help="Global limit on concurrent TimescaleDB loads, if not set yet.")
+    ] = 4,
+    name: Annotated[str | None, typer.Option(help="Worker name (default: host and pid).")] = None,
+    crash_after: Annotated[
+        float | None,
+        typer.Option(help="Seconds without a heartbeat before a run is Crashed (3 heartbeats)."),
+    ] = None,
+    verbose: Annotated[bool, typer.Option(help="Show Prefect's run logs here too.")] = False,
+) -> None:
+    """Execute the work pool's Sluice runs warm in this process until Ctrl-C; run as many as
+    the load needs, on any machine. Example: sluice worker --pool sluice --concurrency 4"""
+    import logging
+
+    # Before Prefect is imported: runs send heartbeats, so a dead worker's runs end Crashed.
+    os.environ.setdefault("PREFECT_FLOWS_HEARTBEAT_FREQUENCY", "30")
+    _use_local_prefect(get_settings())
+    _quiet_prefect_console(verbose)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    from deployments.worker import work
+
+    work(pool=pool, concurrency=concurrency, writers=writers, name=name, crash_after_s=crash_after)
+
+
 def _services(command: str, names: list[str]) -> None:
     script = PROJECT_ROOT / "scripts" / "services.sh"
     code = subprocess.call(["bash", str(script), command, *names])
