@@ -11,8 +11,9 @@ file where it is, for the next run. Cached results whose staged data is gone (St
 forgotten and the file is staged again, once.
 
 The load commits a `sluice.file.loaded` outbox row with the rows; quarantine records
-`sluice.file.quarantined`. The run ends by relaying pending outbox events to the Redis stream
-`sluice:events` and Prefect events; a relay that fails leaves them for the next one.
+`sluice.file.quarantined`. The run's cleanup (or quarantine) task then relays pending outbox
+events to the Redis stream `sluice:events` and Prefect events; a relay that fails leaves them
+for the next one (the relay-outbox flow runs every minute).
 
 Observed (tasks/observe.py): the run is tagged with its dataset (`dataset:<name>`), each stage
 logs one line with the file id and its seconds, the Prometheus metrics of this process move,
@@ -45,7 +46,6 @@ from tasks.policy import use_result_storage
 from tasks.prepare import prepare
 from tasks.profile import profile
 from tasks.read import read
-from tasks.relay import relay_events
 from tasks.transform import transform
 from tasks.validate import validate
 
@@ -99,8 +99,7 @@ def _ingest(ref: FileRef, started: float, watch: RunWatch) -> FileOutcome:
     with claimed(ref) as claim:
         if already_loaded(ref):
             get_run_logger().info("%s is a duplicate of a loaded file (%s)", path, ref.file_id)
-            cleanup(ref)  # a run that died after its commit left staging behind, maybe
-            _relay()  # ... and its events in the outbox
+            cleanup(ref)  # a run that died after its commit left staging and events behind
             return _outcome(ref, "duplicate", started)
         if not Path(ref.path).exists():
             return _gone(ref, started)
@@ -113,20 +112,11 @@ def _ingest(ref: FileRef, started: float, watch: RunWatch) -> FileOutcome:
             watch.load = report
         except TerminalError as exc:
             quarantine_file(ref, exc, attempts=claim.runs)
-            _relay()
             raise
         cleanup(ref)
-    _relay()
     return _outcome(
         ref, report.outcome, started, rows=report.rows, table=report.table, message=schema.note
     )
-
-
-def _relay() -> None:
-    """Publish the outbox's events now; one that fails stays in the outbox for the next relay."""
-    state = relay_events(return_state=True)
-    if not state.is_completed():
-        get_run_logger().warning("events stay in the outbox for the next relay: %s", state.message)
 
 
 def _outcome(ref: FileRef, outcome: Outcome, started: float, **fields: Any) -> FileOutcome:

@@ -1,4 +1,5 @@
-"""How a file's run ends: clean up after a committed load, or quarantine after a terminal error."""
+"""How a file's run ends: clean up after a committed load, or quarantine after a terminal error;
+either then relays the outbox's events."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from sluice.contracts import FileRef
 from sluice.errors import SluiceError, translating
 from sluice.settings import get_settings
 from tasks.policy import CACHED_STAGES, result_key, stage_task
+from tasks.relay import relay_events
 
 
 def _forget(ref: FileRef) -> redis.Redis:
@@ -46,6 +48,7 @@ def cleanup(ref: FileRef) -> None:
         dataset=ref.dataset,
         path=ref.path,
     )
+    relay_now()
 
 
 @stage_task("quarantine")
@@ -95,4 +98,15 @@ def quarantine_file(ref: FileRef, error: SluiceError, attempts: int = 1) -> str:
         path=str(kept),
     )
     get_run_logger().error("quarantined %s as %s: %s", ref.path, kept, error)
+    relay_now()
     return str(kept)
+
+
+def relay_now() -> None:
+    """Publish the outbox's events (this file's among them) from the task that ends the run: a
+    task run of its own cost the Prefect server as much as a small file's stages. A relay that
+    fails leaves them in the outbox for the next one (the relay-outbox flow, every minute)."""
+    try:
+        relay_events.fn()
+    except Exception as exc:  # noqa: BLE001 - the run's work is done; the events are safe
+        get_run_logger().warning("events stay in the outbox for the next relay: %s", exc)
