@@ -31,6 +31,9 @@ lint: install
 typecheck: install
 	.venv/bin/mypy
 
+bench: install  # QUICK=1: small sizes, one round (a smoke run); writes bench/RESULTS.md
+	$(PY) -m bench.run $(if $(QUICK),--quick)
+
 down:
 	$(SERVICES) down
 

@@ -9,10 +9,14 @@ engineer's script loads at the same time would otherwise make our runs `duplicat
 from __future__ import annotations
 
 import json
+import os
 import random
+import re
 import statistics
 import subprocess
+import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -144,8 +148,63 @@ def stage_counts(metrics_text: str | None = None) -> dict[str, float]:
 
 
 def uncached(before: dict[str, float], after: dict[str, float], files: int) -> list[str]:
-    """The stages that did not run once per file between two counts (cached, or failed)."""
-    return [s for s in STAGES if after.get(s, 0) - before.get(s, 0) != files]
+    """The stages that did not run once per file between two counts (cached, or failed), each
+    with the times it ran: `read x0`."""
+    ran = {s: after.get(s, 0) - before.get(s, 0) for s in STAGES}
+    return [f"{s} x{n:g}" for s, n in ran.items() if n != files]
+
+
+def rounds_within(rounds: int, budget_s: float | None) -> Iterator[int]:
+    """Round numbers up to `rounds`; none after the first that would end past `budget_s`
+    (judged by the longest round so far), so a slow engine still finishes in its time."""
+    started, longest = time.perf_counter(), 0.0
+    for n in range(rounds):
+        elapsed = time.perf_counter() - started
+        if n and budget_s is not None and elapsed + longest > budget_s:
+            print(f"(stopping after {n} of {rounds} rounds: time budget {budget_s:.0f} s)")
+            return
+        yield n
+        longest = max(longest, time.perf_counter() - started - elapsed)
+
+
+@dataclass(frozen=True)
+class CliRun:
+    """One `sluice ingest` in a new process: seconds, peak RSS, the stages its logs show ran."""
+
+    seconds: float
+    peak_rss: int
+    stages: tuple[str, ...]
+    line: str
+
+
+def sluice_cli(path: Path, dataset: str) -> CliRun:
+    """`sluice ingest --verbose` of a file not loaded before (ledger row and cached results
+    deleted first); the run logs' `stage=<name> ... outcome=ok` lines say which stages ran."""
+    from sluice.read import fingerprint
+
+    with connect() as conn:
+        drop_table(conn, dataset)
+        forget_file(conn, fingerprint(path)[0])
+    sluice = str(Path(sys.executable).with_name("sluice"))
+    # an in-process run (sluice.cli.run_files) set Prefect's console levels in os.environ,
+    # and the CLI keeps levels it inherits: --verbose would show no run logs
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_LOGGING_HANDLERS_")}
+    started = time.perf_counter()
+    proc = subprocess.Popen(
+        [sluice, "ingest", "--verbose", str(path), "--dataset", dataset],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+    )  # fmt: skip
+    assert proc.stdout is not None
+    output = proc.stdout.read()  # until it exits; wait4 then reaps it with its resource usage
+    _, status, usage = os.wait4(proc.pid, 0)
+    seconds = time.perf_counter() - started
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    proc.stdout.close()
+    if proc.returncode != 0:
+        raise SystemExit(f"sluice ingest of {path} failed:\n{output[-3000:]}")
+    ran = re.findall(r"stage=(\w+) file_id=\S+ seconds=\S+ outcome=ok", output)
+    lines = [line for line in output.splitlines() if line.startswith("loaded")]
+    return CliRun(seconds, usage.ru_maxrss * 1024, tuple(ran), lines[-1] if lines else "")
 
 
 @dataclass(frozen=True)

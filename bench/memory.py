@@ -1,30 +1,31 @@
-"""Benchmark: peak RSS of `sluice ingest` on a ~0.5 GB and a ~2 GB CSV (target: ratio <= 1.2).
+"""Benchmark (goal 3, memory): peak RSS of `sluice ingest` on a ~0.5 GB and a ~2 GB CSV of the
+big-file columns. Goal: the larger within 1.2x of the smaller (memory flat in file size); the
+baseline is the smaller file's peak.
 
     .venv/bin/python -m bench.memory            # sizes 0.5 and 2 GB
     .venv/bin/python -m bench.memory --gb 0.1 0.4
 
-Each ingest runs in a fresh process (the CLI, against the local Prefect server when it is up);
-its peak resident set comes from wait4(). Needs the local services. Prints numbers only.
+Each ingest runs in a new process (`sluice ingest --verbose`, against the local Prefect server
+when it is up); its peak resident set comes from wait4(), and its run logs show that every
+stage ran (the ledger row and cached results of the file are deleted first). Needs the local
+services. Prints numbers; asserts nothing.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
-import subprocess
-import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
-import psycopg
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from sluice.read import fingerprint
-from sluice.settings import PROJECT_ROOT, get_settings
+from bench.common import STAGES, CliRun, connect, data_dir, drop_table, goal, sluice_cli, write_json
 
 ROW_BYTES = 74  # about, for the columns below
 CHUNK = 1_000_000
+SEED = 1003  # contents no other script loads (the ledger is keyed by content)
 
 
 def _chunk(start: int, rows: int, rng: np.random.Generator) -> pa.Table:
@@ -44,66 +45,74 @@ def _chunk(start: int, rows: int, rng: np.random.Generator) -> pa.Table:
     )
 
 
-def make_csv(path: Path, gb: float) -> int:
+def make_csv(path: Path, gb: float) -> None:
+    """About `gb` GB of rows, written beside and renamed into place."""
     rows = int(gb * 1e9 / ROW_BYTES)
-    rng = np.random.default_rng(42)
-    with pacsv.CSVWriter(str(path), _chunk(0, 1, rng).schema) as writer:
+    rng = np.random.default_rng(SEED)
+    partial = path.with_suffix(".partial")
+    with pacsv.CSVWriter(str(partial), _chunk(0, 1, rng).schema) as writer:
         for start in range(0, rows, CHUNK):
             writer.write_table(_chunk(start, min(CHUNK, rows - start), rng))
-    return rows
+    partial.rename(path)
 
 
-def reset(dsn: str, dataset: str, path: Path) -> None:
-    file_id, _ = fingerprint(path)
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute(f"DROP TABLE IF EXISTS public.{dataset}")  # bench-only, fixed names
-        if conn.execute("SELECT to_regclass('sluice.files')").fetchone() != (None,):
-            conn.execute("DELETE FROM sluice.files WHERE file_id = %s", (file_id,))
+def ensure_file(gb: float) -> Path:
+    path = data_dir() / f"memory-{gb:g}gb-s{SEED}.csv"
+    if not path.exists():
+        make_csv(path, gb)
+    return path
 
 
-def ingest_peak(path: Path, dataset: str) -> tuple[float, int, str]:
-    """Seconds, peak RSS in bytes of the ingest process, and its output line."""
-    started = time.perf_counter()
-    proc = subprocess.Popen(
-        [str(PROJECT_ROOT / ".venv" / "bin" / "sluice"), "ingest", str(path), "--dataset", dataset],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    _, status, usage = os.wait4(proc.pid, 0)
-    seconds = time.perf_counter() - started
-    output = proc.stdout.read().strip() if proc.stdout else ""
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"ingest of {path} failed: {output}")
-    return seconds, usage.ru_maxrss * 1024, output
+def measure(sizes: list[float]) -> list[dict[str, Any]]:
+    results = []
+    for gb in sizes:
+        path = ensure_file(gb)
+        dataset = f"bench_mem_{str(gb).replace('.', '_')}"
+        run: CliRun = sluice_cli(path, dataset)
+        with connect() as conn:
+            drop_table(conn, dataset)
+        print(run.line, flush=True)
+        rows = int(run.line.split()[1].replace(",", "")) if run.line else 0
+        not_run = [s for s in STAGES if s not in run.stages]
+        results.append(
+            dict(gb=gb, size=path.stat().st_size, rows=rows, seconds=run.seconds,
+                 peak=run.peak_rss, not_run=not_run)
+        )  # fmt: skip
+    return results
+
+
+def report(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    print(f"{'file':>8} {'bytes':>14} {'rows':>12} {'seconds':>8} {'rows/s':>9} {'peak RSS':>9}")
+    for r in results:
+        print(
+            f"{r['gb']:>6g}GB {r['size']:>14,} {r['rows']:>12,} {r['seconds']:>8.1f} "
+            f"{r['rows'] / r['seconds']:>9,.0f} {r['peak'] / 1e6:>7.0f}MB"
+        )
+    not_run = sorted({s for r in results for s in r["not_run"]})
+    print("every stage ran: " + (f"NO, not run: {not_run}" if not_run else "yes"))
+    if len(results) < 2:
+        return []
+    small, large = results[0], results[-1]
+    ratio = large["peak"] / small["peak"]
+    print(f"peak RSS ratio largest/smallest: {ratio:.2f} (goal <= 1.2)")
+    return [
+        goal(
+            f"3. memory: peak RSS of `sluice ingest`, {large['gb']:g} GB / {small['gb']:g} GB file",
+            f"{large['peak'] / 1e6:.0f} MB", f"{small['peak'] / 1e6:.0f} MB", ratio, "<= 1.2",
+            ratio <= 1.2 and not not_run,
+            seconds={f"{r['gb']:g}GB": round(r["seconds"], 1) for r in results},
+            rows={f"{r['gb']:g}GB": r["rows"] for r in results}, not_run=not_run,
+        )
+    ]  # fmt: skip
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--gb", type=float, nargs="+", default=[0.5, 2.0])
+    parser.add_argument("--json", help="also write the figures here (for bench.run)")
     args = parser.parse_args()
-    settings = get_settings()
-    folder = settings.home / "bench"
-    folder.mkdir(parents=True, exist_ok=True)
-    results = []
-    for gb in args.gb:
-        path = folder / f"memory-{gb:g}gb.csv"
-        rows = make_csv(path, gb) if not path.exists() else sum(1 for _ in path.open()) - 1
-        dataset = f"bench_mem_{str(gb).replace('.', '_')}"
-        reset(settings.dsn(), dataset, path)
-        seconds, peak, line = ingest_peak(path, dataset)
-        results.append((gb, path.stat().st_size, rows, seconds, peak))
-        reset(settings.dsn(), dataset, path)
-        print(line, flush=True)
-    print(f"{'file':>8} {'bytes':>14} {'rows':>12} {'seconds':>8} {'rows/s':>9} {'peak RSS':>9}")
-    for gb, size, rows, seconds, peak in results:
-        print(
-            f"{gb:>6g}GB {size:>14,} {rows:>12,} {seconds:>8.1f} {rows / seconds:>9,.0f} "
-            f"{peak / 1e6:>7.0f}MB"
-        )
-    if len(results) > 1:
-        print(
-            f"peak RSS ratio largest/smallest: {results[-1][4] / results[0][4]:.2f} (target <= 1.2)"
-        )
+    results = measure(sorted(args.gb))
+    write_json(args.json, report(results), files=results)
 
 
 if __name__ == "__main__":
