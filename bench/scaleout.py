@@ -1,0 +1,170 @@
+"""Benchmark: files/s of `sluice worker` processes on a work pool, with one worker and with two,
+and where the CPU goes while they run.
+
+Needs a Prefect server with Sluice's deployments in the pool `sluice` (`prefect deploy --all`;
+the bench runs it when ingest-file is missing) and the services of the environment
+(SLUICE_DATABASE_URL, SLUICE_REDIS_URL, PREFECT_API_URL). Per round: M new small files are
+written to a fresh inbox folder, the workers are started (and have imported everything), then
+one ingest-file run per file is created through the API; measured from the first run created
+until the last ledger row is visible: files/s. The CPU seconds of each worker, of the Prefect
+server (its process group), of PostgreSQL and of Redis over that span say where the time went.
+
+    .venv/bin/python -m bench.scaleout [--files 40] [--rows 200] [--workers 1 2] [--concurrency 3]
+
+Prints numbers; asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from sluice import load as sink
+from sluice.read import fingerprint
+from sluice.settings import PROJECT_ROOT, get_settings
+from tests.data import weather_csv
+
+SLUICE = str(Path(sys.executable).with_name("sluice"))
+PREFECT = str(Path(sys.executable).with_name("prefect"))
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / TICK  # utime + stime
+
+
+def processes(prefect_port: str, pg_data: str, redis_port: str) -> dict[str, list[int]]:
+    """pids of this environment's Prefect server (`--port`), PostgreSQL (the postmaster of
+    `pg_data` and its backends) and Redis: other services on the machine are not counted."""
+    found: dict[str, list[int]] = {"prefect server": [], "postgres": [], "redis": []}
+    postmaster = None
+    table = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except OSError:
+                continue
+            table.append((int(entry.name), ppid, cmd))
+    for pid, _, cmd in table:
+        if "server start" in cmd and f"--port {prefect_port}" in cmd:
+            found["prefect server"].append(pid)
+        elif cmd.startswith("redis-server") and f":{redis_port}" in cmd:
+            found["redis"].append(pid)
+        elif "postgres" in cmd and f"-D {pg_data}" in cmd:
+            postmaster = pid
+    found["postgres"] = [p for p, parent, _ in table if postmaster in (p, parent)]
+    return found
+
+
+class Api:
+    def __init__(self, url: str) -> None:
+        self.url = url.rstrip("/")
+
+    def __call__(self, path: str, body: dict[str, Any] | None = None) -> Any:
+        url = f"{self.url}/{path.lstrip('/')}"
+        r = httpx.post(url, json=body, timeout=60) if body is not None else httpx.get(url)
+        r.raise_for_status()
+        return r.json() if r.content else None
+
+
+def ensure_deployed(api: Api, env: dict[str, str]) -> str:
+    try:
+        return str(api("deployments/name/ingest-file/ingest-file")["id"])
+    except httpx.HTTPStatusError:
+        pass
+    for args in (["work-pool", "create", "sluice", "--type", "process"], ["deploy", "--all"]):
+        subprocess.run([PREFECT, "--no-prompt", *args], env=env, cwd=PROJECT_ROOT, check=False)
+    return str(api("deployments/name/ingest-file/ingest-file")["id"])
+
+
+def start_workers(n: int, concurrency: int, env: dict[str, str], logs: Path) -> list[Any]:
+    procs = []
+    for i in range(n):
+        log = logs / f"worker-{i}.log"
+        procs.append(
+            subprocess.Popen(
+                [SLUICE, "worker", "--name", f"bench-{i}", "--concurrency", str(concurrency)],
+                env=env,
+                cwd=PROJECT_ROOT,
+                stdout=log.open("w"),
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )  # fmt: skip
+        )
+    for i in range(n):
+        while "run(s) at once" not in (logs / f"worker-{i}.log").read_text():
+            time.sleep(0.2)
+    return procs
+
+
+def one_round(args: argparse.Namespace, workers: int, api: Api, dep: str) -> dict[str, Any]:
+    home = Path(tempfile.mkdtemp(prefix="sluice-bench-scaleout-"))
+    dataset = f"bench_scaleout_{workers}w_{int(time.time())}"
+    inbox = home / "inbox" / dataset
+    ids = {fingerprint(weather_csv(inbox / f"f{i:04}.csv", rows=args.rows))[0]
+           for i in range(args.files)}  # fmt: skip
+    env = {**os.environ, "SLUICE_HOME": str(home), "SLUICE_METRICS_PORT": "0"}
+    procs = start_workers(workers, args.concurrency, env, home)
+    warm = {p.pid: cpu_seconds(p.pid) for p in procs}
+    api_port = os.environ["PREFECT_API_URL"].rsplit(":", 1)[1].split("/")[0]
+    pg_data = f"{get_settings().home}/services/pg/data"  # scripts/services.sh's cluster
+    ports = (api_port, pg_data, os.environ.get("SLUICE_REDIS_PORT", "56379"))
+    others = {k: {p: cpu_seconds(p) for p in v} for k, v in processes(*ports).items()}
+    started = time.monotonic()
+    for path in sorted(inbox.iterdir()):
+        api(f"deployments/{dep}/create_flow_run", {"parameters": {"path": str(path)}})
+    with sink.connect(get_settings().dsn()) as conn:
+        while True:
+            row = conn.execute(
+                "SELECT count(*) FROM sluice.files WHERE file_id = ANY(%s)", (list(ids),)
+            ).fetchone()
+            if row and row[0] >= len(ids):
+                break
+            time.sleep(0.1)
+    seconds = time.monotonic() - started
+    cpu = {f"worker {i}": cpu_seconds(p.pid) - warm[p.pid] for i, p in enumerate(procs)}
+    for name, pids in processes(*ports).items():  # backends that came and went are missed
+        cpu[name] = sum(max(0.0, cpu_seconds(p) - others[name].get(p, 0.0)) for p in pids)
+    for proc in procs:
+        os.killpg(proc.pid, signal.SIGTERM)
+    for proc in procs:
+        proc.wait(timeout=120)
+    return {"workers": workers, "seconds": seconds, "files_s": len(ids) / seconds, "cpu": cpu}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--files", type=int, default=40)
+    parser.add_argument("--rows", type=int, default=200)
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--concurrency", type=int, default=3)
+    args = parser.parse_args()
+    api = Api(os.environ["PREFECT_API_URL"])
+    dep = ensure_deployed(api, dict(os.environ))
+    print(f"{args.files} files of {args.rows} rows, {args.concurrency} runs per worker, "
+          f"{os.cpu_count()} cores")  # fmt: skip
+    for workers in args.workers:
+        r = one_round(args, workers, api, dep)
+        busy = ", ".join(
+            f"{k} {v:.0f} s ({v / r['seconds']:.2f} cores)" for k, v in r["cpu"].items()
+        )
+        print(f"{workers} worker(s): {r['seconds']:.1f} s, {r['files_s']:.2f} files/s; CPU: {busy}")
+
+
+if __name__ == "__main__":
+    main()
