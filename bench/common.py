@@ -85,12 +85,14 @@ def drop_table(conn: psycopg.Connection[Any], table: str) -> None:
 
 
 def forget_file(conn: psycopg.Connection[Any], file_id: str) -> None:
-    """Make the next run of this content a new one: no ledger row, no cached stage results."""
+    """Make the next run of this content a new one: no ledger row, no status in Redis (a
+    `loaded` status makes a run end `duplicate`), no cached stage results."""
     from sluice import checkpoints
 
     if conn.execute("SELECT to_regclass('sluice.files')").fetchone() != (None,):
         conn.execute("DELETE FROM sluice.files WHERE file_id = %s", (file_id,))
     with checkpoints.client(get_settings().redis_url.get_secret_value()) as r:
+        r.delete(checkpoints.file_key(file_id))
         checkpoints.forget_results(r, r.scan_iter(match=f"sluice:result:*:{file_id}:*"))
 
 
@@ -204,7 +206,9 @@ def sluice_cli(path: Path, dataset: str) -> CliRun:
         raise SystemExit(f"sluice ingest of {path} failed:\n{output[-3000:]}")
     ran = re.findall(r"stage=(\w+) file_id=\S+ seconds=\S+ outcome=ok", output)
     lines = [line for line in output.splitlines() if line.startswith("loaded")]
-    return CliRun(seconds, usage.ru_maxrss * 1024, tuple(ran), lines[-1] if lines else "")
+    if not lines:
+        raise SystemExit(f"sluice ingest did not load {path}:\n{output[-3000:]}")
+    return CliRun(seconds, usage.ru_maxrss * 1024, tuple(ran), lines[-1])
 
 
 @dataclass(frozen=True)

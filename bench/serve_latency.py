@@ -213,6 +213,10 @@ class Ledger(threading.Thread):
                         self.seen[file_id] = now
                         self.pending.discard(file_id)
 
+    def stop(self) -> None:
+        self.stopped.set()
+        self.join()
+
     def wait(self, timeout_s: float) -> bool:
         """True once nothing is pending; False at the timeout."""
         deadline = time.time() + timeout_s
@@ -233,7 +237,7 @@ def warm_up(serve: Serve, rows: int) -> None:
     serve.drop(path)
     if not ledger.wait(600):
         raise SystemExit(f"warm-up file not committed in 600 s; see {serve.log}")
-    ledger.stopped.set()
+    ledger.stop()
 
 
 def throughput_round(
@@ -249,7 +253,7 @@ def throughput_round(
     started = time.time()
     dropped = [serve.drop(path) for path, _ in batch]
     done = ledger.wait(timeout_s)
-    ledger.stopped.set()
+    ledger.stop()
     seconds = (max(ledger.seen.values()) if done else time.time()) - started
     rate = len(ledger.seen) / seconds
     not_run = uncached(before, serve.settle(), files) if done else ["(timed out)"]
@@ -322,7 +326,7 @@ def freshness(serve: Serve, rows: int, rate: float, duration_s: float) -> dict[s
         serve.drop(path)
         arrived[file_id] = time.time()
     done = ledger.wait(max(600.0, duration_s * 3))
-    ledger.stopped.set()
+    ledger.stop()
     end = time.time()  # a file never committed counts with the time waited: a lower bound
     latencies = [ledger.seen.get(i, end) - t for i, t in arrived.items()]
     not_run = uncached(before, serve.settle(), len(batch)) if done else ["(timed out)"]
