@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import signal
 import socket
 import statistics
@@ -132,6 +133,9 @@ class Serve:
         except subprocess.TimeoutExpired:
             os.kill(self.proc.pid, signal.SIGKILL)
             self.proc.wait()
+        if left := cancel_runs(str(self.home)):
+            print(f"cancelled {left} ingest-file runs of this benchmark serve had not started")
+        shutil.rmtree(self.home, ignore_errors=True)
 
     def metrics(self) -> str:
         url = f"http://127.0.0.1:{self.port}/metrics"
@@ -165,21 +169,49 @@ class Serve:
         return path.rename(self.inbox / path.name)
 
 
-def due_runs() -> int:
-    """ingest-file runs on the server that are due and not started (ours or left by others)."""
-    from prefect.client.orchestration import get_client
+def _waiting(due_only: bool = False) -> tuple[Any, Any]:
+    """Filters: ingest-file runs not started yet (scheduled or pending; due ones only)."""
     from prefect.client.schemas import filters as f
     from prefect.client.schemas.objects import StateType
 
-    due = f.FlowRunFilter(
+    waiting = f.FlowRunFilter(
         state=f.FlowRunFilterState(
             type=f.FlowRunFilterStateType(any_=[StateType.SCHEDULED, StateType.PENDING])
         ),
-        next_scheduled_start_time=f.FlowRunFilterNextScheduledStartTime(before_=datetime.now(UTC)),
+        next_scheduled_start_time=f.FlowRunFilterNextScheduledStartTime(before_=datetime.now(UTC))
+        if due_only
+        else None,
     )
-    deployment = f.DeploymentFilter(name=f.DeploymentFilterName(any_=["ingest-file"]))
+    return waiting, f.DeploymentFilter(name=f.DeploymentFilterName(any_=["ingest-file"]))
+
+
+def due_runs() -> int:
+    """ingest-file runs on the server that are due and not started (ours or left by others)."""
+    from prefect.client.orchestration import get_client
+
+    due, deployment = _waiting(due_only=True)
     with get_client(sync_client=True) as client:  # PREFECT_API_URL: set by Serve
         return client.count_flow_runs(flow_run_filter=due, deployment_filter=deployment)
+
+
+def cancel_runs(home: str) -> int:
+    """Cancel the ingest-file runs of files below `home` still waiting on the server (a serve
+    stopped with a backlog): the next serve on the server would otherwise take them."""
+    from prefect.client.orchestration import get_client
+    from prefect.states import Cancelled
+
+    waiting, deployment = _waiting()
+    with get_client(sync_client=True) as client:
+        runs, page = [], [None]
+        while len(page) and len(runs) % 200 == 0:  # the API's pages hold at most 200 runs
+            page = client.read_flow_runs(
+                flow_run_filter=waiting, deployment_filter=deployment, limit=200, offset=len(runs)
+            )
+            runs += page
+        ours = [r for r in runs if str(r.parameters.get("path", "")).startswith(home)]
+        for run in ours:
+            client.set_flow_run_state(run.id, Cancelled(message="benchmark ended"), force=True)
+    return len(ours)
 
 
 class Ledger(threading.Thread):
