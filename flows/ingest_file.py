@@ -35,9 +35,9 @@ from sluice.contracts import FileOutcome, FileRef, InferredSchema, LoadReport, O
 from sluice.datasets import dataset_for
 from sluice.errors import StagingLost, TerminalError, UnreadableFile
 from sluice.settings import get_settings
-from tasks.claim import claimed, file_status
+from tasks.claim import claimed
 from tasks.enrich import enrich
-from tasks.fingerprint import already_loaded, fingerprint
+from tasks.fingerprint import fingerprint
 from tasks.finish import cleanup, quarantine_file, restage
 from tasks.infer_schema import infer_schema
 from tasks.load import load
@@ -87,22 +87,26 @@ def ingest_file(path: str, dataset: str | None = None) -> FileOutcome:
     use_result_storage(ensure_result_storage(get_settings()))
     with RunWatch(path) as watch, stage_seconds() as seconds:
         watch.seconds = seconds
-        watch.ref = ref = fingerprint(path, dataset)
+        ref, loaded = fingerprint(path, dataset)
+        watch.ref = ref
         tag_run(ref.dataset)
         with tags("sluice", f"dataset:{ref.dataset}"):
-            outcome = watch.outcome = _ingest(ref, started, watch)
+            outcome = watch.outcome = _ingest(ref, loaded, started, watch)
     return outcome
 
 
-def _ingest(ref: FileRef, started: float, watch: RunWatch) -> FileOutcome:
+def _ingest(ref: FileRef, loaded: bool, started: float, watch: RunWatch) -> FileOutcome:
+    """`loaded`: the ledger had the file at fingerprint; a run of it that ended while this one
+    waited for the lock says so in the file's status (and if Redis lost that, load finds the
+    ledger row and ends `duplicate` without writing a row)."""
     path = ref.path
     with claimed(ref) as claim:
-        if already_loaded(ref):
+        if loaded or claim.before.get("status") == "loaded":
             get_run_logger().info("%s is a duplicate of a loaded file (%s)", path, ref.file_id)
             cleanup(ref)  # a run that died after its commit left staging and events behind
             return _outcome(ref, "duplicate", started)
         if not Path(ref.path).exists():
-            return _gone(ref, started)
+            return _gone(ref, claim.before, started)
         try:
             try:
                 report, schema = _stages(ref)
@@ -129,9 +133,9 @@ def _outcome(ref: FileRef, outcome: Outcome, started: float, **fields: Any) -> F
     )
 
 
-def _gone(ref: FileRef, started: float) -> FileOutcome:
-    """The file left its path while this run waited for another run of it."""
-    status = file_status(ref)
+def _gone(ref: FileRef, status: dict[str, str], started: float) -> FileOutcome:
+    """The file left its path while this run waited for another run of it (`status`: the
+    file's status when this run claimed it)."""
     if status.get("status") == "quarantined":
         get_run_logger().warning("another run quarantined %s as %s", ref.path, status["path"])
         return _outcome(

@@ -61,10 +61,13 @@ def set_status(r: redis.Redis, file_id: str, *, ttl_s: int, **fields: str | int 
         pipe.execute()
 
 
-def begin_run(r: redis.Redis, file_id: str, *, ttl_s: int, dataset: str, path: str) -> int:
-    """Mark the file `running` and count this run; returns how many runs the file has had."""
+def begin_run(
+    r: redis.Redis, file_id: str, *, ttl_s: int, dataset: str, path: str
+) -> tuple[int, dict[str, str]]:
+    """Mark the file `running` and count this run; returns how many runs the file has had and
+    its status before (e.g. `loaded` by the run this one waited for)."""
     key = file_key(file_id)
-    with r.pipeline() as pipe:
+    with r.pipeline() as pipe:  # MULTI/EXEC: nothing changes the hash between read and write
         mapping: dict[Any, Any] = {
             "status": "running",
             "stage": "claim",
@@ -72,11 +75,12 @@ def begin_run(r: redis.Redis, file_id: str, *, ttl_s: int, dataset: str, path: s
             "path": path,
             "updated": time.time(),
         }
+        pipe.hgetall(key)
         pipe.hset(key, mapping=mapping)
         pipe.hincrby(key, "runs", 1)
         pipe.expire(key, ttl_s)
-        runs = pipe.execute()[1]
-    return int(runs)
+        before, _, runs, _ = pipe.execute()
+    return int(runs), {k.decode(): v.decode() for k, v in before.items()}
 
 
 def status_of(r: redis.Redis, file_id: str) -> dict[str, str]:

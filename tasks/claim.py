@@ -27,6 +27,7 @@ from tasks.policy import CACHED_STAGES, result_key
 class Claim:
     lock: FileLock
     runs: int  # this file's runs so far, this one included (a dead letter's `attempts`)
+    before: dict[str, str]  # the file's status hash when this run claimed it
 
 
 @contextmanager
@@ -39,7 +40,7 @@ def claimed(ref: FileRef) -> Iterator[Claim]:
     settings = get_settings()
     for attempt in range(settings.retries + 1):
         try:
-            lock, runs = _claim(ref)
+            lock, runs, before = _claim(ref)
             break
         except FileBusy:
             raise
@@ -49,21 +50,14 @@ def claimed(ref: FileRef) -> Iterator[Claim]:
             get_run_logger().warning("claim of %s: %s; retrying", ref.path, exc.message)
             time.sleep(settings.retry_backoff_s * 2**attempt)
     try:
-        yield Claim(lock, runs)
+        yield Claim(lock, runs, before)
     finally:
         lock.release()
         if lock.lost:
             get_run_logger().warning("the lock on %s was taken over during the run", ref.path)
 
 
-def file_status(ref: FileRef) -> dict[str, str]:
-    """The file's status in Redis (`status`, `stage`, `path`, `runs`, ...)."""
-    with translating(file=ref.path, stage="claim"):
-        r = checkpoints.client(get_settings().redis_url.get_secret_value())
-        return checkpoints.status_of(r, ref.file_id)
-
-
-def _claim(ref: FileRef) -> tuple[FileLock, int]:
+def _claim(ref: FileRef) -> tuple[FileLock, int, dict[str, str]]:
     settings = get_settings()
     logger = get_run_logger()
     with translating(file=ref.path, stage="claim"):
@@ -87,10 +81,10 @@ def _claim(ref: FileRef) -> tuple[FileLock, int]:
             stale = [stage_lock_name(result_key(s, v, ref)) for s, v in CACHED_STAGES.items()]
             if removed := r.delete(*stale):
                 logger.warning("cleared %d stage lock(s) a dead run left on %s", removed, ref.path)
-            runs = checkpoints.begin_run(
+            runs, before = checkpoints.begin_run(
                 r, ref.file_id, ttl_s=settings.result_ttl_s, dataset=ref.dataset, path=ref.path
             )
         except BaseException:
             lock.release()
             raise
-    return lock, runs
+    return lock, runs, before

@@ -1,4 +1,5 @@
-"""fingerprint: content hash, size and dataset of a file; whether the ledger already has it."""
+"""fingerprint: content hash, size and dataset of a file, and whether the ledger already has it
+(one task: each task run costs the Prefect server as much as a small file's stages)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ from tasks.policy import stage_task
 
 
 @stage_task("fingerprint")
-def fingerprint(path: str, dataset: str | None = None) -> FileRef:
+def fingerprint(path: str, dataset: str | None = None) -> tuple[FileRef, bool]:
+    """The file's FileRef, and True when the ledger holds its content (a duplicate)."""
     settings = get_settings()
     file = Path(path)
     with translating(file=path, stage="fingerprint"):
@@ -35,16 +37,8 @@ def fingerprint(path: str, dataset: str | None = None) -> FileRef:
                 hint=f"fix {settings.datasets} (see README, Dataset rules); the file was kept "
                 "where it is and nothing was loaded",
             ) from exc
-    return FileRef(
+    ref = FileRef(
         path=str(file), file_id=file_id, dataset=name, size=size, rules_hash=rules.digest()
     )
-
-
-@stage_task("ledger_check")
-def already_loaded(ref: FileRef) -> bool:
-    """True when the ledger holds this content: the file is a duplicate."""
-    with (
-        translating(file=ref.path, stage="fingerprint"),
-        sink.connect(get_settings().dsn()) as conn,
-    ):
-        return sink.is_loaded(conn, ref.file_id)
+    with translating(file=path, stage="fingerprint"), sink.connect(settings.dsn()) as conn:
+        return ref, sink.is_loaded(conn, file_id)

@@ -80,7 +80,8 @@ def observed(stage: str, fn: Callable[P, R], composite: bool = False) -> Callabl
 
 
 def _ref(result: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> FileRef | None:
-    for value in (kwargs.get("ref"), *args, result):
+    results = result if isinstance(result, tuple) else (result,)
+    for value in (kwargs.get("ref"), *args, *results):
         if isinstance(value, FileRef):
             return value
     return None

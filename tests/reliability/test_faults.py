@@ -108,15 +108,22 @@ def test_sigkill_right_after_commit_then_a_new_run_is_a_duplicate(stack: Stack) 
     exactly_once(stack, dataset, {path: ROWS}, fault="SIGKILL right after commit", runs=2)
 
 
-def test_redis_restarted_mid_run(stack: Stack) -> None:
-    dataset = "redis_restarted"
+@pytest.mark.parametrize("fuse", ["per_stage", "fused"])
+def test_redis_restarted_mid_run(stack: Stack, fuse: str) -> None:
+    """Per stage: Redis loses the read stage's stored result; fused (a small file's prepare
+    task): Redis loses the file's lock and the prepare task's cache lock mid-task."""
+    dataset = f"redis_restarted_{fuse}"
     path = weather_csv(stack.inbox(dataset) / "a.csv", rows=ROWS)
     file_id, _ = fingerprint(path)
     r = stack.redis()
 
-    run = stack.start(path, faults="validate=sleep:4")
+    env = {"SLUICE_FUSE_BELOW_BYTES": "0"} if fuse == "per_stage" else {}
+    run = stack.start(path, faults="validate=sleep:4", **env)
     wait_for(lambda: r.exists(file_key(file_id)), 120, "the run to claim its file")
-    wait_for(lambda: r.keys("sluice:result:read:*"), 120, "the read stage's result")
+    if fuse == "per_stage":
+        wait_for(lambda: r.keys("sluice:result:read:*"), 120, "the read stage's result")
+    else:
+        wait_for(lambda: r.keys("lock:sluice:result:prepare:*"), 120, "prepare's cache lock")
     stack.services("down", "redis")
     stack.services("up", "redis")  # empty: Redis here keeps nothing on disk
     out, err = run.communicate(timeout=300)
@@ -126,7 +133,8 @@ def test_redis_restarted_mid_run(stack: Stack) -> None:
         retry = stack.ingest(path)
         assert retry.returncode == 0, retry.stderr
         runs = 2
-    exactly_once(stack, dataset, {path: ROWS}, fault="Redis restarted mid-run", runs=runs)
+    fault = f"Redis restarted mid-run ({fuse.replace('_', ' ')})"
+    exactly_once(stack, dataset, {path: ROWS}, fault=fault, runs=runs)
 
 
 def test_redis_down_longer_than_the_retries_keeps_the_file_for_a_later_run(stack: Stack) -> None:

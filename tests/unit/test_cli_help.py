@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -46,21 +45,19 @@ def test_the_new_commands_are_there() -> None:
     assert {"sluice status", "sluice datasets", "sluice ingest", "sluice dlq replay"} <= names
 
 
-def test_help_is_fast_and_imports_no_prefect() -> None:
+def test_help_imports_neither_prefect_nor_great_expectations() -> None:
+    """What made `sluice --help` slow was importing them (seconds); its time is not asserted
+    here (no timed assertions: a loaded CI machine is slow at everything)."""
     code = (
-        "import sys, time; t = time.perf_counter(); from sluice.cli import main; "
-        "sys.argv = ['sluice', '--help']\n"
+        "import sys; from sluice.cli import main; sys.argv = ['sluice', '--help']\n"
         "try:\n    main()\nexcept SystemExit:\n    pass\n"
-        "print(time.perf_counter() - t, 'prefect' in sys.modules, file=sys.stderr)"
+        "print('prefect' in sys.modules, 'great_expectations' in sys.modules, file=sys.stderr)"
     )
-    started = time.perf_counter()
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
-    wall = time.perf_counter() - started
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
 
-    seconds, imported = done.stderr.split()[-2:]
+    prefect, gx = done.stderr.split()[-2:]
     assert "ingest" in done.stdout
-    assert imported == "False"
-    assert float(seconds) < 1.0, f"sluice --help took {seconds} s in-process ({wall:.2f} s wall)"
+    assert (prefect, gx) == ("False", "False")
 
 
 def test_an_error_is_one_line_and_exit_one_the_traceback_only_with_debug(
