@@ -1,0 +1,63 @@
+"""transform: the load-ready copy of enrich's output; no copy when it is typed as load needs."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from sluice import enrich, profile, transform
+from sluice.contracts import Column, FileRef, InferredSchema, Staged
+from sluice.datasets import DatasetRules
+from sluice.staging import write_batches
+
+T0 = datetime(2024, 1, 1, tzinfo=UTC)
+SCHEMA = InferredSchema(
+    (
+        Column("ts", "ts", "timestamptz", False),
+        Column("v", "v", "double precision", True),
+        Column("cat", "cat", "text", True),
+    ),
+    "ts",
+)
+REF = FileRef(path="/in/a.csv", file_id="f" * 64, dataset="d", size=1, rules_hash="r")
+RULES = DatasetRules("d")
+
+
+def _raw(tmp_path: Path, rows: int = 50) -> Staged:
+    table = pa.table(
+        {
+            "ts": [(T0 + timedelta(minutes=i)).strftime("%Y-%m-%dT%H:%M:%SZ") for i in range(rows)],
+            "v": [None if i % 7 == 0 else f"{i / 4}" for i in range(rows)],
+            "cat": [f"c{i % 3}" for i in range(rows)],
+        }
+    )
+    return write_batches(tmp_path / "raw.parquet", table.schema, table.to_batches(max_chunksize=16))
+
+
+def test_enriched_typed_data_is_load_ready_as_it_is(tmp_path: Path) -> None:
+    raw = _raw(tmp_path)
+    typed = profile.run(raw, SCHEMA, RULES, 16, tmp_path / "typed.parquet").typed
+    assert typed is not None
+    enriched = enrich.run(REF, typed, tmp_path, 16)
+
+    ready = transform.run(REF, enriched, SCHEMA, RULES, tmp_path, 16)
+
+    assert ready == enriched  # nothing rewritten
+    assert not (tmp_path / REF.file_id / "load.parquet").exists()
+    assert pq.read_schema(ready.uri).types == transform.target_schema(SCHEMA).types
+
+
+def test_enriched_text_is_converted_into_load_parquet(tmp_path: Path) -> None:
+    enriched = enrich.run(REF, _raw(tmp_path), tmp_path, 16)
+
+    ready = transform.run(REF, enriched, SCHEMA, RULES, tmp_path, 16)
+
+    assert ready.uri.endswith("load.parquet") and ready.rows == 50
+    loaded = pq.read_table(ready.uri)
+    assert loaded.schema.types == transform.target_schema(SCHEMA).types
+    assert loaded["ts"][3].as_py() == T0 + timedelta(minutes=3)
+    assert loaded["v"].to_pylist()[:3] == [None, 0.25, 0.5]
+    assert loaded["_row"].to_pylist() == list(range(1, 51))
