@@ -8,6 +8,7 @@ engineer's script loads at the same time would otherwise make our runs `duplicat
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import random
@@ -240,6 +241,17 @@ def goal(
         name=name, measured=measured, baseline=baseline, ratio=ratio, target=target, met=met,
         details=details,
     )  # fmt: skip
+
+
+def parser_for(doc: str, rounds: int | None = None) -> argparse.ArgumentParser:
+    """A benchmark's options: `--json` (for bench.run), and `--rounds`, `--budget-s` when it
+    has rounds; the module docstring's first line describes it."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    if rounds is not None:
+        parser.add_argument("--rounds", type=int, default=rounds)
+        parser.add_argument("--budget-s", type=float, help="start no round that would end later")
+    parser.add_argument("--json", help="also write the figures here (for bench.run)")
+    return parser
 
 
 def write_json(path: str | None, goals: list[dict[str, Any]], **figures: Any) -> None:

@@ -14,7 +14,6 @@ numbers; asserts nothing.
 
 from __future__ import annotations
 
-import argparse
 import time
 from pathlib import Path
 from typing import Any
@@ -30,6 +29,7 @@ from bench.common import (
     goal,
     hypertable,
     make_csv,
+    parser_for,
     psql_copy,
     rounds_within,
     sluice_cli,
@@ -37,6 +37,7 @@ from bench.common import (
     uncached,
     write_json,
 )
+from sluice.settings import get_settings
 
 COPY_TABLE, SLUICE_TABLE = "bench_big_copy", "bench_big_sluice"
 SEED = 1001  # contents no other script loads (the ledger is keyed by content)
@@ -50,8 +51,10 @@ def copy_round(path: Path) -> float:
 
 def sluice_round(path: Path) -> tuple[float, list[str]]:
     """Seconds of one in-process run of the flow on the file; the stages that did not run."""
-    from sluice.cli import run_files
+    from sluice.cli import _use_local_prefect, run_files
     from sluice.read import fingerprint
+
+    _use_local_prefect(get_settings())  # as `sluice ingest` does: the local server when it is up
 
     with connect() as conn:
         drop_table(conn, SLUICE_TABLE)
@@ -115,11 +118,8 @@ def report(m: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = parser_for(__doc__, rounds=3)
     parser.add_argument("--rows", type=int, default=2_000_000)
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--budget-s", type=float, help="start no round that would end later")
-    parser.add_argument("--json", help="also write the figures here (for bench.run)")
     args = parser.parse_args()
     m = measure(args.rows, args.rounds, args.budget_s)
     goals = report(m)

@@ -13,7 +13,6 @@ services. Prints numbers; asserts nothing.
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +20,17 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from bench.common import STAGES, CliRun, connect, data_dir, drop_table, goal, sluice_cli, write_json
+from bench.common import (
+    STAGES,
+    CliRun,
+    connect,
+    data_dir,
+    drop_table,
+    goal,
+    parser_for,
+    sluice_cli,
+    write_json,
+)
 
 ROW_BYTES = 74  # about, for the columns below
 CHUNK = 1_000_000
@@ -107,9 +116,8 @@ def report(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = parser_for(__doc__)
     parser.add_argument("--gb", type=float, nargs="+", default=[0.5, 2.0])
-    parser.add_argument("--json", help="also write the figures here (for bench.run)")
     args = parser.parse_args()
     results = measure(sorted(args.gb))
     write_json(args.json, report(results), files=results)

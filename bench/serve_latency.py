@@ -51,6 +51,7 @@ from bench.common import (
     drop_table,
     forget_dataset,
     goal,
+    parser_for,
     psql_copy,
     rounds_within,
     stage_counts,
@@ -443,17 +444,14 @@ def report(args: argparse.Namespace, m: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = parser_for(__doc__, rounds=3)
     parser.add_argument("--files", type=int, default=500)
     parser.add_argument("--rows", type=int, default=1000)
-    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--rate", type=float, default=2.0, help="files/s for freshness")
     parser.add_argument("--duration", type=float, default=120.0, help="seconds of arrivals")
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--quiet-s", type=float, help="SLUICE_SENSOR_QUIET_S (engine default)")
-    parser.add_argument("--budget-s", type=float, help="start no throughput round ending later")
     parser.add_argument("--round-timeout", type=float, default=900.0, help="seconds per round")
-    parser.add_argument("--json", help="also write the figures here (for bench.run)")
     args = parser.parse_args()
     m = measure(args)
     goals = report(args, m)
