@@ -52,6 +52,7 @@ from flows.replay import replay
 from flows.sweep_inbox import sweep_inbox
 from sluice.settings import get_settings
 from tasks.load import WRITERS_LIMIT
+from tasks.policy import hold_client
 
 log = logging.getLogger("sluice.serve")
 
@@ -169,7 +170,9 @@ class WarmExecutor:
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
-        self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="sluice-run")
+        self._pool = ThreadPoolExecutor(
+            self.workers, thread_name_prefix="sluice-run", initializer=hold_client
+        )
 
     @property
     def busy(self) -> int:

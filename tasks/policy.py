@@ -88,8 +88,9 @@ def stage_task(stage: str, composite: bool = False) -> Callable[[Callable[P, R]]
             result_storage=RESULTS_SLUG,
             # SERIALIZABLE: a run computing a stage's result holds its cache key's lock in
             # Redis, so a second run of the file waits and then reads that result.
-            cache_policy=CacheKeyFnPolicy(cache_key_fn=_cache_key(stage, CACHED_STAGES[stage]))
-            .configure(isolation_level=IsolationLevel.SERIALIZABLE, lock_manager=_LOCKS),
+            cache_policy=CacheKeyFnPolicy(
+                cache_key_fn=_cache_key(stage, CACHED_STAGES[stage])
+            ).configure(isolation_level=IsolationLevel.SERIALIZABLE, lock_manager=_LOCKS),
             cache_expiration=timedelta(seconds=settings.result_ttl_s),
         )
     else:
