@@ -386,8 +386,12 @@ redis_answers() {
 }
 
 redis_ready() {
+	local written=''
 	if ! redis_pid >/dev/null; then
-		[[ -e $REDIS_PIDFILE ]] && return 2 # wrote its pidfile, then died
+		# a pid in its pidfile that is not alive: it died. An empty pidfile is one being
+		# written (seen on a loaded machine): wait.
+		if [[ -r $REDIS_PIDFILE ]]; then read -r written <"$REDIS_PIDFILE" || true; fi
+		[[ -n $written ]] && return 2
 		return 1
 	fi
 	redis_answers
