@@ -131,6 +131,9 @@ def stack() -> Iterator[Stack]:
         "SLUICE_RETRIES": "5",
         "SLUICE_RETRY_BACKOFF_S": "0.5",  # 0.5, 1, 2, 4, 8 s: outlasts a service restart
         "SLUICE_LOCK_TIMEOUT_S": "5",
+        # The stack's Prefect server keeps its database in the stack's PostgreSQL: while a test
+        # restarts PostgreSQL, the API answers 500, which Prefect's client retries only if told
+        "PREFECT_CLIENT_RETRY_EXTRA_CODES": "500",
     }
     env.pop("SLUICE_FAULTS", None)
     s = Stack(home, ports, env)
