@@ -397,7 +397,12 @@ def report(args: argparse.Namespace, m: dict[str, Any]) -> list[dict[str, Any]]:
     sluice = Figures(tuple(r["rate"] for r in rounds))
     copy = Figures(tuple(n / r["copy_s"] for r in rounds))
     psql = Figures(tuple(n / r["psql_s"] for r in rounds))
-    overhead = Figures(tuple((1 / r["rate"] - r["copy_s"] / n) * 1000 for r in rounds))
+    overhead = Figures(
+        tuple(
+            ((1 / r["rate"] if r["rate"] else float("inf")) - r["copy_s"] / n) * 1000
+            for r in rounds
+        )
+    )
     not_run = sorted({s for r in rounds for s in r["not_run"]})
     short = [f"{r['committed']}/{n}" for r in rounds if r["committed"] < n]
     quiet = m["quiet_s"] or f"{get_settings().sensor_quiet_s} (default)"
@@ -426,7 +431,7 @@ def report(args: argparse.Namespace, m: dict[str, Any]) -> list[dict[str, Any]]:
         goal(
             f"2. many small files: {n} files x {args.rows} rows through `sluice serve`",
             sluice.show("files/s"), f"bare COPY {copy.show('files/s')}",
-            copy.median / sluice.median, ">= 10 files/s",
+            copy.median / sluice.median if sluice.median else None, ">= 10 files/s",
             sluice.median >= 10 and not not_run and not short,
             overhead_ms_per_file=overhead.show("ms", 0), psql_loop=psql.show("files/s"),
             not_run=not_run,
