@@ -72,9 +72,11 @@ def measure(rows: int, rounds: int, budget_s: float | None = None) -> dict[str, 
     path = ensure_csv(rows, SEED)
     warm = make_csv(path.with_name(f"warmup-{time.time_ns()}.csv"), 1000, seed=time.time_ns())
     started = time.perf_counter()
-    sluice_round(warm)
+    try:
+        sluice_round(warm)
+    finally:
+        warm.unlink()
     first = time.perf_counter() - started
-    warm.unlink()
     copies, ingests, skipped = [], [], set()
     for _ in rounds_within(rounds, budget_s):
         copies.append(copy_round(path))
