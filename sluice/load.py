@@ -24,7 +24,8 @@ from sluice.contracts import FileRef, InferredSchema, LoadReport, PgType, Staged
 from sluice.datasets import DatasetRules
 from sluice.enrich import LINEAGE_NAMES
 from sluice.errors import SchemaConflict
-from sluice.pgcopy import iter_copy_chunks
+from sluice.pgcopy import iter_copy_parts
+from sluice.prefetch import prefetched
 from sluice.staging import iter_batches
 
 STAGE = "load"
@@ -307,22 +308,15 @@ def _copy(
         target, sql.SQL(", ").join(map(sql.Identifier, names))
     )
     batches = _cast_batches(iter_batches(staged, batch_rows), casts)
-    if progress is not None:
-        batches = _counted(batches, progress)
+    sent = 0
     with conn.cursor().copy(statement) as copy:
-        for chunk in iter_copy_chunks(batches, types):
+        # encoded in a thread a few chunks ahead, while the server ingests the one before
+        for chunk, rows in prefetched(iter_copy_parts(batches, types)):
             copy.write(chunk)
             faults.point("copy")
-
-
-def _counted(
-    batches: Iterator[pa.RecordBatch], progress: Callable[[int], None]
-) -> Iterator[pa.RecordBatch]:
-    sent = 0
-    for batch in batches:
-        yield batch
-        sent += batch.num_rows
-        progress(sent)
+            if rows and progress is not None:
+                sent += rows
+                progress(sent)
 
 
 def _cast_batches(

@@ -19,7 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sluice.contracts import PgType
-from sluice.pgcopy import HEADER, TRAILER, encode_batch, iter_copy_chunks
+from sluice.pgcopy import HEADER, TRAILER, encode_batch, iter_copy_chunks, iter_copy_parts
 
 PG_EPOCH = datetime(2000, 1, 1)
 ALL_TYPES: tuple[PgType, ...] = (
@@ -273,6 +273,14 @@ def test_iter_copy_chunks_frames_each_batch() -> None:
     assert chunks[0] == HEADER and chunks[-1] == TRAILER
     assert chunks[1:-1] == [reference(p, types) for p in pieces]
     assert b"".join(chunks[1:-1]) == reference(batch, types)
+
+
+def test_iter_copy_parts_says_how_many_rows_each_chunk_holds() -> None:
+    batch, types = sample_batch()
+    pieces = [batch.slice(0, 4), batch.slice(4, 0), batch.slice(4)]
+    parts = list(iter_copy_parts(iter(pieces), types))
+    assert [rows for _, rows in parts] == [0, 4, 0, batch.num_rows - 4, 0]
+    assert [chunk for chunk, _ in parts] == list(iter_copy_chunks(iter(pieces), types))
 
 
 @pytest.mark.parametrize(
