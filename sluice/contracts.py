@@ -7,6 +7,7 @@ must stay small (URIs, counts, column descriptions) and picklable.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Literal
 
 PgType = Literal[
@@ -45,6 +46,18 @@ class Staged:
     uri: str
     rows: int
     columns: tuple[str, ...]
+    # enrich's output: the lineage columns are added as the rows are read (sluice.enrich.batches)
+    lineage: Lineage | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Lineage:
+    """Lineage columns computed as staged rows are read, rather than written in a copy: the
+    file's id, its arrival, and the rows row-level validation set aside (left out)."""
+
+    file_id: str
+    ingested_at: datetime
+    rejected: Rejected | None = None
 
 
 @dataclass(frozen=True, slots=True)

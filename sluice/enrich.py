@@ -1,7 +1,8 @@
 """Lineage columns: each row knows its file (`_file_id`), place (`_row`) and arrival.
 
-Rows that row-level validation set aside are dropped here; the others keep their `_row`,
-their 1-based place in the file.
+Rows that row-level validation set aside are left out; the others keep their `_row`, their
+1-based place in the file. enrich writes nothing: its output is the staged data plus a
+`Lineage`, and `batches()` adds the columns as transform or load read it.
 """
 
 from __future__ import annotations
@@ -12,9 +13,9 @@ from datetime import UTC, datetime
 import numpy as np
 import pyarrow as pa
 
-from sluice.contracts import FileRef, Rejected, Staged
+from sluice.contracts import FileRef, Lineage, Rejected, Staged
 from sluice.reject import keep_mask, rejected_rows
-from sluice.staging import Location, iter_batches, read_schema, stage_path, write_batches
+from sluice.staging import Location, iter_batches, read_schema
 
 STAGE = "enrich"
 INGESTED_AT = "_ingested_at"  # also the time dimension of a file without a time column
@@ -33,14 +34,40 @@ def run(
     batch_rows: int,
     rejected: Rejected | None = None,
 ) -> Staged:
-    """Stage `enriched.parquet`: the staged columns plus the lineage columns, without the
-    `rejected` rows (row-level validation)."""
-    raw_schema = read_schema(staged)
-    schema = pa.schema(list(raw_schema) + list(LINEAGE), metadata=raw_schema.metadata)
-    now = datetime.now(UTC)
-    skip = rejected_rows(rejected)
-    batches = _with_lineage(iter_batches(staged, batch_rows), schema, ref.file_id, now, skip)
-    return write_batches(stage_path(staging, ref.file_id, "enriched"), schema, batches)
+    """The staged columns plus the lineage columns, without the `rejected` rows (row-level
+    validation): described, not written (`batches()` adds them as the load reads). A copy of
+    the whole file with three more columns cost 0.96 s of 2M rows' ~13 s ingest."""
+    del staging, batch_rows  # nothing is written
+    skip = rejected_rows(rejected)  # the rows file must be there (StagingLost otherwise)
+    read_schema(staged)  # and so must the staged data
+    return Staged(
+        uri=staged.uri,
+        rows=staged.rows - len(skip),
+        columns=(*staged.columns, *LINEAGE_NAMES),
+        lineage=Lineage(ref.file_id, datetime.now(UTC), rejected),
+    )
+
+
+def schema(staged: Staged) -> pa.Schema:
+    """The Arrow schema of what batches() yields."""
+    base = read_schema(staged)
+    if staged.lineage is None:
+        return base
+    return pa.schema(list(base) + list(LINEAGE), metadata=base.metadata)
+
+
+def batches(staged: Staged, batch_rows: int) -> Iterator[pa.RecordBatch]:
+    """The staged rows; with lineage, its columns added and the rejected rows left out."""
+    if (lineage := staged.lineage) is None:
+        yield from iter_batches(staged, batch_rows)
+        return
+    yield from _with_lineage(
+        iter_batches(staged, batch_rows),
+        schema(staged),
+        lineage.file_id,
+        lineage.ingested_at,
+        rejected_rows(lineage.rejected),
+    )
 
 
 def _with_lineage(

@@ -18,7 +18,7 @@ import pyarrow.compute as pc
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
-from sluice import evolution, faults, outbox
+from sluice import enrich, evolution, faults, outbox
 from sluice.casts import arrow_type
 from sluice.contracts import FileRef, InferredSchema, LoadReport, PgType, Staged
 from sluice.datasets import DatasetRules
@@ -26,7 +26,6 @@ from sluice.enrich import LINEAGE_NAMES
 from sluice.errors import SchemaConflict
 from sluice.pgcopy import iter_copy_parts
 from sluice.prefetch import prefetched
-from sluice.staging import iter_batches
 
 STAGE = "load"
 log = logging.getLogger(__name__)
@@ -307,7 +306,7 @@ def _copy(
     statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(
         target, sql.SQL(", ").join(map(sql.Identifier, names))
     )
-    batches = _cast_batches(iter_batches(staged, batch_rows), casts)
+    batches = _cast_batches(enrich.batches(staged, batch_rows), casts)
     sent = 0
     with conn.cursor().copy(statement) as copy:
         # encoded in a thread a few chunks ahead, while the server ingests the one before

@@ -60,8 +60,8 @@ CACHED_STAGES: dict[str, int] = {
     "infer_schema": 1,
     "profile": 2,  # stages typed.parquet; histograms, top values, time span and gaps
     "validate": 2,  # reads the typed copy; drift, row-level mode
-    "enrich": 2,  # reads the typed copy, drops rejected rows
-    "transform": 2,
+    "enrich": 3,  # describes the lineage columns, writes nothing
+    "transform": 3,  # may return enrich's output (with its lineage) as it is
     "prepare": 1,  # read..transform in one task, for small files (tasks/prepare.py)
 }
 

@@ -17,7 +17,9 @@ from tests.data import weather_csv
 pytestmark = [pytest.mark.services, pytest.mark.flow]
 
 
-def test_a_load_waits_while_the_writers_limit_is_full(ingest: Any, db: Any, home: Path) -> None:
+def test_a_load_waits_while_the_writers_limit_is_full(
+    ingest: Any, db: Any, home: Path, redis_client: Any
+) -> None:
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
     from prefect.concurrency.sync import concurrency
@@ -33,11 +35,12 @@ def test_a_load_waits_while_the_writers_limit_is_full(ingest: Any, db: Any, home
         with concurrency(WRITERS_LIMIT, occupy=1, strict=True):  # another worker is writing
             runner = threading.Thread(target=lambda: states.append(ingest(path)))
             runner.start()
-            ready = home / "staging" / file_id / "load.parquet"  # transform's output
-            deadline = time.monotonic() + 120
-            while not ready.exists() and time.monotonic() < deadline:
+            # prepare (read..transform of a small file) stored its result: only load is left
+            prepared = f"sluice:result:prepare:*:{file_id}:*"
+            deadline = time.monotonic() + 300
+            while not redis_client.keys(prepared) and time.monotonic() < deadline:
                 time.sleep(0.1)
-            assert ready.exists()  # every stage before load is done ...
+            assert redis_client.keys(prepared)  # every stage before load is done ...
             time.sleep(3)
             assert runner.is_alive()  # ... and the load waits for the writer slot
             assert not sink.is_loaded(db, file_id)

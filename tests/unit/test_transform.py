@@ -47,7 +47,26 @@ def test_enriched_typed_data_is_load_ready_as_it_is(tmp_path: Path) -> None:
 
     assert ready == enriched  # nothing rewritten
     assert not (tmp_path / REF.file_id / "load.parquet").exists()
-    assert pq.read_schema(ready.uri).types == transform.target_schema(SCHEMA).types
+    assert enrich.schema(ready).types == transform.target_schema(SCHEMA).types
+    rows = pa.Table.from_batches(list(enrich.batches(ready, 16)))
+    assert rows.schema.types == transform.target_schema(SCHEMA).types
+    assert rows["_row"].to_pylist() == list(range(1, 51))
+
+
+def test_enrich_writes_nothing_and_its_rows_carry_the_lineage(tmp_path: Path) -> None:
+    raw = _raw(tmp_path)
+
+    enriched = enrich.run(REF, raw, tmp_path, 16)
+
+    assert enriched.uri == raw.uri and enriched.rows == 50
+    assert not (tmp_path / REF.file_id).exists()
+    rows = pa.Table.from_batches(list(enrich.batches(enriched, 16)))
+    assert rows.column_names == ["ts", "v", "cat", "_file_id", "_row", "_ingested_at"]
+    assert set(rows["_file_id"].to_pylist()) == {REF.file_id}
+    assert rows["_row"].to_pylist() == list(range(1, 51))
+    assert len(set(rows["_ingested_at"].to_pylist())) == 1  # one arrival for the whole file
+    again = pa.Table.from_batches(list(enrich.batches(enriched, 7)))
+    assert again.equals(rows)  # the same rows each time they are read, whatever the batches
 
 
 def test_enriched_text_is_converted_into_load_parquet(tmp_path: Path) -> None:
