@@ -6,7 +6,18 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from sluice.contracts import Column, InferredSchema
+
 START = datetime(2024, 1, 1, tzinfo=UTC)
+# ts (the time column), a double and a text: the schema of the unit tests' small staged files
+TS_V_CAT = InferredSchema(
+    (
+        Column("ts", "ts", "timestamptz", False),
+        Column("v", "v", "double precision", True),
+        Column("cat", "cat", "text", True),
+    ),
+    "ts",
+)
 
 
 def weather_csv(path: Path, rows: int, *, start: datetime = START, step_s: int = 600) -> Path:

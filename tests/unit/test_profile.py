@@ -14,20 +14,14 @@ import pyarrow.parquet as pq
 import pytest
 
 from sluice import profile, profiles
-from sluice.contracts import Column, InferredSchema, Staged
+from sluice.contracts import Staged
 from sluice.datasets import DatasetRules
 from sluice.sketches import Bins, Counts, Distinct
 from sluice.staging import write_batches
+from tests.data import TS_V_CAT
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
-SCHEMA = InferredSchema(
-    (
-        Column("ts", "ts", "timestamptz", False),
-        Column("v", "v", "double precision", True),
-        Column("cat", "cat", "text", True),
-    ),
-    "ts",
-)
+SCHEMA = TS_V_CAT
 
 
 def _raw(

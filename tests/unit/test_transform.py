@@ -9,19 +9,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from sluice import enrich, profile, transform
-from sluice.contracts import Column, FileRef, InferredSchema, Staged
+from sluice.contracts import FileRef, Staged
 from sluice.datasets import DatasetRules
 from sluice.staging import write_batches
+from tests.data import TS_V_CAT
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
-SCHEMA = InferredSchema(
-    (
-        Column("ts", "ts", "timestamptz", False),
-        Column("v", "v", "double precision", True),
-        Column("cat", "cat", "text", True),
-    ),
-    "ts",
-)
+SCHEMA = TS_V_CAT
 REF = FileRef(path="/in/a.csv", file_id="f" * 64, dataset="d", size=1, rules_hash="r")
 RULES = DatasetRules("d")
 
