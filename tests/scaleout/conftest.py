@@ -143,6 +143,12 @@ def production(stack: Stack) -> Iterator[Production]:
     try:
         _prefect(env, "work-pool", "create", "sluice", "--type", "process", "--overwrite")
         _prefect(env, "--no-prompt", "deploy", "--all")
+        # sweep-inbox's cron schedule off: a scheduled sweep a worker picks up as it starts would
+        # start runs for files a test put in the inbox before starting its own (two runs per
+        # file, both correct, the second finding the file loaded). Its trigger on a Crashed
+        # ingest-file run, which the SIGKILL test relies on, still fires for a paused deployment.
+        sweep = prod.deployment("sweep-inbox/sweep-inbox")["id"]
+        prod.api(f"deployments/{sweep}/pause_deployment", {})
         yield prod
     finally:
         for proc in prod.workers:
