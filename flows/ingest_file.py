@@ -36,18 +36,12 @@ from sluice.datasets import dataset_for
 from sluice.errors import StagingLost, TerminalError, UnreadableFile
 from sluice.settings import get_settings
 from tasks.claim import claimed
-from tasks.enrich import enrich
 from tasks.fingerprint import fingerprint
 from tasks.finish import cleanup, quarantine_file, restage
-from tasks.infer_schema import infer_schema
 from tasks.load import load
 from tasks.observe import RunWatch, stage_seconds, tag_run
 from tasks.policy import use_result_storage
-from tasks.prepare import prepare
-from tasks.profile import profile
-from tasks.read import read
-from tasks.transform import transform
-from tasks.validate import validate
+from tasks.prepare import prepare, run_stages
 
 
 def _stages(ref: FileRef) -> tuple[LoadReport, InferredSchema]:
@@ -60,11 +54,7 @@ def _stages(ref: FileRef) -> tuple[LoadReport, InferredSchema]:
     if ref.size < get_settings().fuse_below_bytes:
         ready, schema, report = prepare(ref)
     else:
-        raw = read(ref)
-        schema = infer_schema(ref, raw)
-        profiled = profile(ref, raw, schema)
-        report = validate(ref, raw, schema, profiled)
-        ready = transform(ref, enrich(ref, profiled.typed or raw, report), schema)
+        ready, schema, report = run_stages(ref, fused=False)
     loaded = load(ref, ready, schema)
     if report.rejected is not None:
         aside = f"{report.rejected.rows} rows failed expectations: {report.rejected.path}"
