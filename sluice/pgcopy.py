@@ -34,7 +34,7 @@ import pyarrow.compute as pc
 from sluice.contracts import PgType
 from sluice.pgcopy_numeric import numeric_digits
 
-__all__ = ["HEADER", "TRAILER", "encode_batch", "iter_copy_chunks", "iter_copy_parts"]
+__all__ = ["HEADER", "TRAILER", "encode_batch", "iter_copy_parts"]
 
 HEADER: bytes = b"PGCOPY\n\xff\r\n\x00" + b"\x00\x00\x00\x00" + b"\x00\x00\x00\x00"
 TRAILER: bytes = b"\xff\xff"
@@ -235,16 +235,10 @@ def encode_batch(batch: pa.RecordBatch, types: Sequence[PgType]) -> bytes:
     return encoded
 
 
-def iter_copy_chunks(batches: Iterable[pa.RecordBatch], types: Sequence[PgType]) -> Iterator[bytes]:
-    """HEADER, one chunk per batch, TRAILER."""
-    for chunk, _rows in iter_copy_parts(batches, types):
-        yield chunk
-
-
 def iter_copy_parts(
     batches: Iterable[pa.RecordBatch], types: Sequence[PgType]
 ) -> Iterator[tuple[bytes, int]]:
-    """The chunks of iter_copy_chunks, each with the rows it holds (0 for HEADER and TRAILER)."""
+    """HEADER, one chunk per batch, TRAILER; each with the rows it holds (0 for HEADER, TRAILER)."""
     yield HEADER, 0
     for batch in batches:
         yield encode_batch(batch, types), batch.num_rows

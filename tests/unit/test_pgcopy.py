@@ -19,7 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sluice.contracts import PgType
-from sluice.pgcopy import HEADER, TRAILER, encode_batch, iter_copy_chunks, iter_copy_parts
+from sluice.pgcopy import HEADER, TRAILER, encode_batch, iter_copy_parts
 
 PG_EPOCH = datetime(2000, 1, 1)
 ALL_TYPES: tuple[PgType, ...] = (
@@ -233,7 +233,7 @@ def test_empty_batch() -> None:
     empty = pa.RecordBatch.from_arrays([pa.array([], ARROW_TYPE[t]) for t in ALL_TYPES],
                                        names=list(ALL_TYPES))  # fmt: skip
     assert encode_batch(empty, ALL_TYPES) == b""
-    assert b"".join(iter_copy_chunks([empty], ALL_TYPES)) == HEADER + TRAILER
+    assert b"".join(c for c, _ in iter_copy_parts([empty], ALL_TYPES)) == HEADER + TRAILER
 
 
 def test_large_string_and_time_zones() -> None:
@@ -266,21 +266,15 @@ def test_null_slot_with_bytes_behind_it_is_still_null() -> None:
     assert b"XYZ" not in encode_batch(batch, ["text"])
 
 
-def test_iter_copy_chunks_frames_each_batch() -> None:
-    batch, types = sample_batch()
-    pieces = [batch.slice(0, 4), batch.slice(4, 0), batch.slice(4)]
-    chunks = list(iter_copy_chunks(iter(pieces), types))
-    assert chunks[0] == HEADER and chunks[-1] == TRAILER
-    assert chunks[1:-1] == [reference(p, types) for p in pieces]
-    assert b"".join(chunks[1:-1]) == reference(batch, types)
-
-
-def test_iter_copy_parts_says_how_many_rows_each_chunk_holds() -> None:
+def test_iter_copy_parts_frames_each_batch_and_says_how_many_rows_each_chunk_holds() -> None:
     batch, types = sample_batch()
     pieces = [batch.slice(0, 4), batch.slice(4, 0), batch.slice(4)]
     parts = list(iter_copy_parts(iter(pieces), types))
+    chunks = [chunk for chunk, _ in parts]
+    assert chunks[0] == HEADER and chunks[-1] == TRAILER
+    assert chunks[1:-1] == [reference(p, types) for p in pieces]
+    assert b"".join(chunks[1:-1]) == reference(batch, types)
     assert [rows for _, rows in parts] == [0, 4, 0, batch.num_rows - 4, 0]
-    assert [chunk for chunk, _ in parts] == list(iter_copy_chunks(iter(pieces), types))
 
 
 @pytest.mark.parametrize(
