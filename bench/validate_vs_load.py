@@ -80,7 +80,7 @@ def one_round(
     report = timed("validate", lambda: validate.run(typed, inferred, rules, rows, profile=profiled))
     if len(report.results) != 12:
         raise SystemExit(f"expected 12 expectations, ran {len(report.results)}")
-    enriched = timed("enrich", lambda: enrich.run(ref, typed, staging, rows, report.rejected))
+    enriched = timed("enrich", lambda: enrich.run(ref, typed, report.rejected))
     ready = timed("transform", lambda: transform.run(ref, enriched, inferred, rules, staging, rows))
     timed(
         "load",

@@ -6,13 +6,11 @@ from __future__ import annotations
 from sluice import enrich as stage
 from sluice.contracts import FileRef, Staged, ValidationReport
 from sluice.errors import translating
-from sluice.settings import get_settings
 from tasks.policy import stage_task
 
 
 @stage_task("enrich")
 def enrich(ref: FileRef, staged: Staged, report: ValidationReport | None = None) -> Staged:
-    settings = get_settings()
     rejected = report.rejected if report is not None else None
     with translating(file=ref.path, stage="enrich"):
-        return stage.run(ref, staged, settings.staging, settings.batch_rows, rejected)
+        return stage.run(ref, staged, rejected)

@@ -28,7 +28,7 @@ def _load(
     inferred = schema.infer(raw, rules, 1000)
     ready = transform.run(
         ref,
-        enrich.run(ref, raw, tmp_path / "staging", 1000),
+        enrich.run(ref, raw),
         inferred,
         rules,
         tmp_path / "staging",

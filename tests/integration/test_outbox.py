@@ -46,7 +46,7 @@ def _load(conn: Conn, tmp_path: Path, name: str, text: str, dataset: str) -> Loa
     staging = tmp_path / "staging"
     raw = read.run(ref, rules, staging, 1000)
     inferred = schema.infer(raw, rules, 1000)
-    ready = transform.run(ref, enrich.run(ref, raw, staging, 1000), inferred, rules, staging, 1000)
+    ready = transform.run(ref, enrich.run(ref, raw), inferred, rules, staging, 1000)
     return load.run(
         conn, ref, ready, inferred, rules, schema_name="public", lock_timeout_s=5, batch_rows=1000
     )

@@ -35,7 +35,7 @@ def test_enriched_typed_data_is_load_ready_as_it_is(tmp_path: Path) -> None:
     raw = _raw(tmp_path)
     typed = profile.run(raw, SCHEMA, RULES, 16, tmp_path / "typed.parquet").typed
     assert typed is not None
-    enriched = enrich.run(REF, typed, tmp_path, 16)
+    enriched = enrich.run(REF, typed)
 
     ready = transform.run(REF, enriched, SCHEMA, RULES, tmp_path, 16)
 
@@ -50,7 +50,7 @@ def test_enriched_typed_data_is_load_ready_as_it_is(tmp_path: Path) -> None:
 def test_enrich_writes_nothing_and_its_rows_carry_the_lineage(tmp_path: Path) -> None:
     raw = _raw(tmp_path)
 
-    enriched = enrich.run(REF, raw, tmp_path, 16)
+    enriched = enrich.run(REF, raw)
 
     assert enriched.uri == raw.uri and enriched.rows == 50
     assert not (tmp_path / REF.file_id).exists()
@@ -64,7 +64,7 @@ def test_enrich_writes_nothing_and_its_rows_carry_the_lineage(tmp_path: Path) ->
 
 
 def test_enriched_text_is_converted_into_load_parquet(tmp_path: Path) -> None:
-    enriched = enrich.run(REF, _raw(tmp_path), tmp_path, 16)
+    enriched = enrich.run(REF, _raw(tmp_path))
 
     ready = transform.run(REF, enriched, SCHEMA, RULES, tmp_path, 16)
 

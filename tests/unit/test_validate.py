@@ -808,7 +808,7 @@ def test_enrich_drops_the_rejected_rows_and_keeps_each_rows_place(tmp_path: Path
     pq.write_table(pa.table({"_row": pa.array([2, 9, 5], pa.int64())}), aside)
     ref = FileRef("f.csv", "f" * 64, "d", 1, "h")
 
-    staged = enrich.run(ref, raw, tmp_path / "staging", 4, Rejected(3, str(aside)))
+    staged = enrich.run(ref, raw, Rejected(3, str(aside)))
 
     table = pa.Table.from_batches(list(enrich.batches(staged, 4)))
     assert staged.rows == 6 == table.num_rows
@@ -816,7 +816,7 @@ def test_enrich_drops_the_rejected_rows_and_keeps_each_rows_place(tmp_path: Path
     assert table.column("value").to_pylist() == list("134678")
     aside.unlink()
     with pytest.raises(StagingLost):
-        enrich.run(ref, raw, tmp_path / "staging", 4, Rejected(3, str(aside)))
+        enrich.run(ref, raw, Rejected(3, str(aside)))
 
 
 def test_drift_findings_join_the_report_and_an_error_fails_it(tmp_path: Path) -> None:
