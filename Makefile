@@ -3,6 +3,9 @@
 PY      := .venv/bin/python
 SLUICE  := .venv/bin/sluice
 SERVICES := bash scripts/services.sh
+# An installed sluice keeps its files in ~/.sluice; here, the checkout's own (unless set).
+export SLUICE_HOME ?= $(CURDIR)/.sluice
+export SLUICE_DATASETS ?= $(CURDIR)/datasets.yaml
 
 .PHONY: install services demo test unit lint typecheck bench down clean
 

@@ -86,15 +86,12 @@ def drop_table(conn: psycopg.Connection[Any], table: str) -> None:
 
 
 def forget_file(conn: psycopg.Connection[Any], file_id: str) -> None:
-    """Make the next run of this content a new one: no ledger row, no status in Redis (a
-    `loaded` status makes a run end `duplicate`), no cached stage results."""
-    from sluice import checkpoints
+    """Make the next run of this content a new one: `sluice forget` (its rows and ledger row,
+    its Redis state in this sink, its staging)."""
+    from sluice import ledger
 
-    if conn.execute("SELECT to_regclass('sluice.files')").fetchone() != (None,):
-        conn.execute("DELETE FROM sluice.files WHERE file_id = %s", (file_id,))
-    with checkpoints.client(get_settings().redis_url.get_secret_value()) as r:
-        r.delete(checkpoints.file_key(file_id))
-        checkpoints.forget_results(r, r.scan_iter(match=f"sluice:result:*:{file_id}:*"))
+    del conn  # forget_everywhere opens its own connection: one transaction of its own
+    ledger.forget_everywhere(get_settings(), file_id)
 
 
 def forget_dataset(conn: psycopg.Connection[Any], dataset: str) -> None:

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
-from sluice.settings import PROJECT_ROOT
+from bench import PROJECT_ROOT
 
 PACKAGES = ("prefect", "prefect-redis", "pyarrow", "psycopg", "great-expectations")
 

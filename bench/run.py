@@ -22,8 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import results
-from sluice.settings import PROJECT_ROOT
+from bench import PROJECT_ROOT, results
 
 SERVICES = ("redis", "postgres", "prefect")
 RESULTS_MD = PROJECT_ROOT / "bench" / "RESULTS.md"

@@ -28,9 +28,10 @@ from typing import Any
 
 import httpx
 
+from bench import PROJECT_ROOT
 from sluice import load as sink
 from sluice.read import fingerprint
-from sluice.settings import PROJECT_ROOT, get_settings
+from sluice.settings import get_settings
 from tests.data import weather_csv
 
 SLUICE = str(Path(sys.executable).with_name("sluice"))

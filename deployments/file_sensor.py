@@ -2,8 +2,8 @@
 
 One event per file version (resource `sluice.file.arrival.<hash of path, size, mtime>`), with
 the path, dataset and size in its payload; the `ingest-file` deployment's trigger makes a run
-of each (`for_each` resource id). Versions already loaded (the `sluice:seen:` marks the flow
-leaves in Redis) are not announced again when the sensor restarts.
+of each (`for_each` resource id). Versions already loaded (a seen-mark the flow left in Redis
+whose file the ledger confirms) are not announced again when the sensor restarts.
 
 Runs inside `sluice serve`, or alone: `python -m deployments.file_sensor` (SIGTERM/Ctrl-C stop it).
 Either way its Prometheus metrics (arrivals, inbox lag, files waiting, sensor pending) are on
@@ -19,10 +19,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import redis
 from prefect.events import emit_event
 
-from sluice import checkpoints, metrics, status
+from sluice import checkpoints, ledger, metrics, status
+from sluice import load as sink
 from sluice.sensor import Arrival, InboxSensor
 from sluice.settings import Settings, get_settings
 
@@ -66,7 +68,9 @@ def _inbox_gauges(settings: Settings, stop: threading.Event, every_s: float = 10
     r = checkpoints.client(settings.redis_url.get_secret_value())
     while not stop.is_set():
         try:
-            waiting, lag = status.inbox_lag(r, settings.inbox)
+            with sink.connect(settings.dsn()) as conn:
+                keys = ledger.keys(conn, settings.schema_name)
+                waiting, lag = status.inbox_lag(conn, r, keys, settings.inbox)
             metrics.INBOX_WAITING.set(waiting)
             metrics.INBOX_LAG.set(lag)
         except Exception as exc:  # noqa: BLE001 - Redis down: the gauges wait for it
@@ -75,14 +79,19 @@ def _inbox_gauges(settings: Settings, stop: threading.Event, every_s: float = 10
 
 
 def already_loaded(settings: Settings) -> Callable[[Arrival], bool]:
-    """True for a version the flow marked loaded; Redis down: announce it anyway."""
+    """True for a version the flow marked loaded and the ledger confirms; Redis or the database
+    down: announce it anyway (the run decides)."""
     r = checkpoints.client(settings.redis_url.get_secret_value())
 
     def skip(arrival: Arrival) -> bool:
         try:
             versions = [(arrival.path, arrival.size, arrival.mtime_ns)]
-            return checkpoints.handled(r, versions)[0]
-        except redis.exceptions.RedisError:
+            keys = ledger.keys_for(settings.dsn(), settings.schema_name)
+            if checkpoints.seen_ids(r, keys, versions)[0] is None:
+                return False  # the common case, a new file: no database round trip
+            with sink.connect(settings.dsn()) as conn:
+                return ledger.handled(conn, r, keys, versions)[0]
+        except (redis.exceptions.RedisError, psycopg.Error):
             return False
 
     return skip

@@ -6,7 +6,7 @@ from dataclasses import asdict
 
 from prefect import flow, get_run_logger, task
 
-from sluice import checkpoints, janitor
+from sluice import checkpoints, janitor, ledger
 from sluice import load as sink
 from sluice.errors import translating
 from sluice.settings import get_settings
@@ -20,7 +20,8 @@ def sweep_leftovers(max_age_hours: float) -> janitor.Swept:
         sink.connect(settings.dsn()) as conn,
         checkpoints.client(settings.redis_url.get_secret_value()) as r,
     ):
-        return janitor.sweep(settings.staging, conn, r, max_age_s=max_age_hours * 3600)
+        keys = ledger.keys(conn, settings.schema_name)
+        return janitor.sweep(settings.staging, conn, r, keys, max_age_s=max_age_hours * 3600)
 
 
 @flow(name="cleanup", persist_result=False)

@@ -3,7 +3,10 @@ enrich -> transform -> load, each a retrying task whose result persists in Redis
 `SLUICE_FUSE_BELOW_BYTES` runs read..transform as one such task, `prepare`).
 
 One run works on a file at a time: the run holds the file's Redis lock (with a lease) from
-the ledger check to the cleanup; a second run waits, then ends `duplicate`. A new run of a
+the ledger check to the cleanup; a second run waits, then ends `duplicate`. Only the ledger of
+the target database says a file is loaded: a `loaded` status in Redis that the ledger does not
+confirm (another database on the same Redis, a restored database, a ledger row an operator
+deleted) is stale, logged once, and the file is loaded. A new run of a
 file that failed resumes after its last good stage (the stages' cache keys are
 the content hash, not the run id). A terminal error quarantines the file and fails the run with
 the error's message; a transient error that outlasts its retries fails the run and leaves the
@@ -31,6 +34,8 @@ from prefect import flow, get_run_logger, tags
 from prefect.runtime import flow_run
 
 from blocks.results import ensure_result_storage
+from sluice import ledger
+from sluice import load as sink
 from sluice.contracts import FileOutcome, FileRef, InferredSchema, LoadReport, Outcome
 from sluice.datasets import dataset_for
 from sluice.errors import StagingLost, TerminalError, UnreadableFile
@@ -86,12 +91,12 @@ def ingest_file(path: str, dataset: str | None = None) -> FileOutcome:
 
 
 def _ingest(ref: FileRef, loaded: bool, started: float, watch: RunWatch) -> FileOutcome:
-    """`loaded`: the ledger had the file at fingerprint; a run of it that ended while this one
-    waited for the lock says so in the file's status (and if Redis lost that, load finds the
-    ledger row and ends `duplicate` without writing a row)."""
+    """`loaded`: the ledger had the file at fingerprint. A run of it that ended while this one
+    waited for the lock says so in the file's status, which the ledger must confirm (and if
+    Redis lost that status, load finds the ledger row and ends `duplicate` writing no row)."""
     path = ref.path
     with claimed(ref) as claim:
-        if loaded or claim.before.get("status") == "loaded":
+        if loaded or (claim.before.get("status") == "loaded" and _ledger_has(ref)):
             get_run_logger().info("%s is a duplicate of a loaded file (%s)", path, ref.file_id)
             cleanup(ref)  # a run that died after its commit left staging and events behind
             return _outcome(ref, "duplicate", started)
@@ -111,6 +116,21 @@ def _ingest(ref: FileRef, loaded: bool, started: float, watch: RunWatch) -> File
     return _outcome(
         ref, report.outcome, started, rows=report.rows, table=report.table, message=schema.note
     )
+
+
+def _ledger_has(ref: FileRef) -> bool:
+    """Redis says `loaded`: true only if the ledger agrees (it may have since the fingerprint)."""
+    with sink.connect(get_settings().dsn()) as conn:
+        if ledger.loaded_among(conn, [ref.file_id]):
+            return True
+    get_run_logger().warning(
+        "Redis says %s (%s) is loaded, but the ledger of %s does not have it: the status is "
+        "stale (another database on this Redis, a restore, a deleted ledger row); loading it",
+        ref.path,
+        ref.file_id[:12],
+        get_settings().schema_name,
+    )
+    return False
 
 
 def _outcome(ref: FileRef, outcome: Outcome, started: float, **fields: Any) -> FileOutcome:

@@ -18,7 +18,8 @@ from prefect.artifacts import create_table_artifact
 from prefect.runtime import flow_run
 
 from flows.ingest_file import ingest_file
-from sluice import checkpoints, dlq
+from sluice import checkpoints, dlq, ledger
+from sluice.checkpoints import Keys
 from sluice.contracts import FileOutcome
 from sluice.errors import SluiceError, TerminalError
 from sluice.settings import get_settings
@@ -42,24 +43,26 @@ def replay(
         raise ValueError("give either ids or all=true")
     if dataset and not all:
         raise ValueError("dataset narrows all=true; with ids, leave it empty")
-    r = checkpoints.client(get_settings().redis_url.get_secret_value())
-    chosen, summary = _choose(r, ids or [], all, dataset)
-    summary += [_replay_one(r, letter) for letter in chosen]
+    settings = get_settings()
+    r = checkpoints.client(settings.redis_url.get_secret_value())
+    keys = ledger.keys_for(settings.dsn(), settings.schema_name)
+    chosen, summary = _choose(r, keys, ids or [], all, dataset)
+    summary += [_replay_one(r, keys, letter) for letter in chosen]
     _report(summary)
     return summary
 
 
 def _choose(
-    r: redis.Redis, ids: list[str], all: bool, dataset: str | None
+    r: redis.Redis, keys: Keys, ids: list[str], all: bool, dataset: str | None
 ) -> tuple[list[dlq.Letter], list[dlq.Replayed]]:
     """The letters to replay, one per file; ids that find none become failed summary lines."""
     if all:
-        return dlq.letters(r, dataset=dataset), []
+        return dlq.letters(r, keys, dataset=dataset), []
     chosen: dict[str, dlq.Letter] = {}
     missing = []
     for key in ids:
         try:
-            letter = dlq.find(r, key)
+            letter = dlq.find(r, keys, key)
         except dlq.DeadLetterError as exc:
             missing.append(dlq.Replayed(letter=key, file="", outcome="failed", message=str(exc)))
         else:
@@ -67,21 +70,21 @@ def _choose(
     return list(chosen.values()), missing
 
 
-def _replay_one(r: redis.Redis, letter: dlq.Letter) -> dlq.Replayed:
+def _replay_one(r: redis.Redis, keys: Keys, letter: dlq.Letter) -> dlq.Replayed:
     try:
         path = dlq.restore(letter, get_settings().inbox)
     except SluiceError as exc:
         return dlq.Replayed(letter.id, letter.path, "failed", str(exc), file_id=letter.file_id)
-    mark = dlq.last_id(r)
+    mark = dlq.last_id(r, keys)
     state = ingest_file(path=str(path), dataset=letter.dataset, return_state=True)
     result = state.result(raise_on_failure=False)
     if isinstance(result, FileOutcome):
-        dlq.prune(r, letter.file_id)
+        dlq.prune(r, keys, letter.file_id)
         return dlq.Replayed(
             letter.id, str(path), result.outcome, result.message, result.rows, letter.file_id
         )
     if isinstance(result, TerminalError):
-        dlq.prune(r, letter.file_id, through=mark)  # the quarantine wrote a newer one
+        dlq.prune(r, keys, letter.file_id, through=mark)  # the quarantine wrote a newer one
         return dlq.Replayed(letter.id, str(path), "quarantined", str(result), 0, letter.file_id)
     text = str(result) if isinstance(result, BaseException) else (state.message or state.name)
     return dlq.Replayed(letter.id, str(path), "failed", text, 0, letter.file_id)

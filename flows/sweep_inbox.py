@@ -8,7 +8,8 @@ For each file that is complete (unchanged for the sensor's quiet period): a file
 ingest-file run scheduled, pending or running (a backlog behind the sensor's events) is left to
 that run; a version already marked loaded in Redis is skipped without reading it; otherwise
 its content hash decides: in the ledger, it is marked and skipped; locked by a live run,
-skipped; else a run is started:
+skipped; else a run is started. A seen-mark only spares the hashing: the ledger confirms the
+file id it names, and a mark the ledger does not confirm is stale (the file is run):
 a run of the `ingest-file` deployment when there is one (workers pick it up), else a subflow
 here.
 """
@@ -26,9 +27,8 @@ from prefect.exceptions import ObjectNotFound
 
 from flows.cleanup import sweep_leftovers
 from flows.ingest_file import ingest_file
-from sluice import checkpoints
+from sluice import checkpoints, ledger
 from sluice import load as sink
-from sluice.locks import lock_key
 from sluice.read import fingerprint
 from sluice.sensor import waiting_files
 from sluice.settings import get_settings
@@ -101,17 +101,20 @@ def find_waiting(quiet_s: float) -> Found:
             found.queued += 1
             continue
         versions.append((path, st.st_size, st.st_mtime_ns))
-    seen = checkpoints.handled(r, [(str(p), s, m) for p, s, m in versions])
     with sink.connect(settings.dsn()) as conn:
+        keys = ledger.keys(conn, settings.schema_name)
+        seen = ledger.handled(conn, r, keys, [(str(p), s, m) for p, s, m in versions])
         for (path, _, _), known in zip(versions, seen, strict=True):
             if known:
                 found.loaded += 1
                 continue
             file_id, _ = fingerprint(path)
             if sink.is_loaded(conn, file_id):
-                checkpoints.remember_handled(r, str(path), file_id, ttl_s=settings.result_ttl_s)
+                checkpoints.remember_handled(
+                    r, keys, str(path), file_id, ttl_s=settings.result_ttl_s
+                )
                 found.loaded += 1
-            elif r.exists(lock_key(file_id)):
+            elif r.exists(keys.lock(file_id)):
                 found.in_progress += 1
             else:
                 found.waiting.append(str(path))

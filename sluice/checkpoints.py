@@ -1,16 +1,29 @@
-"""Redis: per-file status, the dead-letter stream, and removal of a file's stage results.
+"""Redis: per-file status, the dead-letter stream, seen-marks, and the key scheme of one sink.
 
-Keys Sluice writes (all but the stage locks under `sluice:`)
-    sluice:file:<file_id>   hash  dataset, path, stage, status, runs, updated     TTL: result_ttl
-    sluice:lock:file:<id>   the file lock (sluice/locks.py)                      TTL: its lease
-    sluice:events           stream the outbox relay feeds (sluice/outbox.py)    capped length
-    sluice:outbox:sent:<e>  an event's stream entry id: never published twice   TTL: 7 days
-    lock:sluice:result:...  prefect-redis stage locks (blocks/results.py)       hold timeout
-    sluice:dead             stream of dead letters (terminal failures)          capped length
-    sluice:seen:<version>   file id of a handled inbox file version (path, size, mtime): the
-                            sensor and the sweep skip it without hashing it   TTL: result_ttl
-Prefect's task results live under the cache keys `tasks/` computes; `forget_results` deletes
-them once the file is loaded, so every key Sluice writes has a TTL or an owner that deletes it.
+Redis is a cache and a coordination point, never the answer to "is this file loaded": that is
+the ledger row in `sluice.files` of the target database (sluice/ledger.py). So every key Sluice
+writes is scoped to the sink it speaks for: `Keys(sink)`, where `sink` is a hash of the
+PostgreSQL cluster's `system_identifier`, the database and `SLUICE_SCHEMA` (ledger.sink_id).
+Two sinks that share one Redis (staging and production, database A and a fresh database B)
+never see each other's statuses, locks, stage results, dead letters or seen-marks. The sink id
+sits in braces, a Redis Cluster hash tag: a sink's keys share a slot, so the Lua scripts that
+touch two of them (the outbox's XADD-once) work on a cluster too.
+
+Keys of a sink `s` (`P` = `sluice:{s}:`)
+    P file:<file_id>        hash  dataset, path, stage, status, runs, updated     TTL: result_ttl
+    P lock:file:<file_id>   the file lock (sluice/locks.py)                      TTL: its lease
+    P events                stream the outbox relay feeds (sluice/outbox.py)    capped length
+    P outbox:sent:<event>   an event's stream entry id: never published twice   TTL: 7 days
+    P dead                  stream of dead letters (terminal failures)          capped length
+    P seen:<version>        file id of a handled inbox file version (path, size, mtime): the
+                            sensor and the sweep skip it without hashing it once
+                            the ledger confirms that file id                    TTL: result_ttl
+    P result:<stage>:v<n>:<file_id>:<rules hash>
+                            a stage's persisted Prefect result (tasks/policy.py) TTL: result_ttl
+    lock:P result:...       prefect-redis's lock on that cache key (blocks/results.py)
+                                                                                hold timeout
+`forget_results` deletes a file's stage results once it is loaded, `forget_file` every key of a
+file (`sluice forget`), so every key Sluice writes has a TTL or an owner that deletes it.
 """
 
 from __future__ import annotations
@@ -26,12 +39,60 @@ import redis
 
 from sluice.errors import SluiceError
 
-DEAD_LETTERS = "sluice:dead"
 DEAD_LETTERS_MAXLEN = 100_000
 
 
-def file_key(file_id: str) -> str:
-    return f"sluice:file:{file_id}"
+@dataclass(frozen=True, slots=True)
+class Keys:
+    """The Redis keys of one sink (see the module's docstring)."""
+
+    sink: str
+
+    def __post_init__(self) -> None:
+        if not self.sink or not self.sink.isalnum():
+            raise ValueError(f"a sink id is a non-empty alphanumeric string, got {self.sink!r}")
+
+    @property
+    def prefix(self) -> str:
+        return f"sluice:{{{self.sink}}}:"
+
+    def file(self, file_id: str) -> str:
+        return f"{self.prefix}file:{file_id}"
+
+    def lock(self, file_id: str) -> str:
+        return f"{self.prefix}lock:file:{file_id}"
+
+    def seen(self, path: str, size: int, mtime_ns: int) -> str:
+        digest = hashlib.sha256(f"{path}\0{size}\0{mtime_ns}".encode()).hexdigest()[:24]
+        return f"{self.prefix}seen:{digest}"
+
+    def result(self, stage: str, version: int, file_id: str, rules_hash: str) -> str:
+        return f"{self.prefix}result:{stage}:v{version}:{file_id}:{rules_hash}"
+
+    def results_of(self, file_id: str) -> str:
+        """A SCAN pattern: every stage result of one file (any stage, version, rules)."""
+        return f"{self.prefix}result:*:*:{file_id}:*"
+
+    @property
+    def stage_locks(self) -> str:
+        """A SCAN pattern: prefect-redis's locks on this sink's stage results."""
+        return f"lock:{self.prefix}result:*"
+
+    @property
+    def seen_marks(self) -> str:
+        """A SCAN pattern: every seen-mark of this sink."""
+        return f"{self.prefix}seen:*"
+
+    def sent(self, event_id: object) -> str:
+        return f"{self.prefix}outbox:sent:{event_id}"
+
+    @property
+    def dead(self) -> str:
+        return f"{self.prefix}dead"
+
+    @property
+    def events(self) -> str:
+        return f"{self.prefix}events"
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,8 +113,10 @@ def client(url: str) -> redis.Redis:
     return redis.Redis.from_url(url, socket_timeout=10, socket_connect_timeout=5)
 
 
-def set_status(r: redis.Redis, file_id: str, *, ttl_s: int, **fields: str | int | float) -> None:
-    key = file_key(file_id)
+def set_status(
+    r: redis.Redis, keys: Keys, file_id: str, *, ttl_s: int, **fields: str | int | float
+) -> None:
+    key = keys.file(file_id)
     with r.pipeline() as pipe:
         mapping: dict[Any, Any] = {**fields, "updated": time.time()}
         pipe.hset(key, mapping=mapping)
@@ -62,11 +125,11 @@ def set_status(r: redis.Redis, file_id: str, *, ttl_s: int, **fields: str | int 
 
 
 def begin_run(
-    r: redis.Redis, file_id: str, *, ttl_s: int, dataset: str, path: str
+    r: redis.Redis, keys: Keys, file_id: str, *, ttl_s: int, dataset: str, path: str
 ) -> tuple[int, dict[str, str]]:
     """Mark the file `running` and count this run; returns how many runs the file has had and
-    its status before (e.g. `loaded` by the run this one waited for)."""
-    key = file_key(file_id)
+    its status before (e.g. `loaded` by the run this one waited for: a hint the ledger checks)."""
+    key = keys.file(file_id)
     with r.pipeline() as pipe:  # MULTI/EXEC: nothing changes the hash between read and write
         mapping: dict[Any, Any] = {
             "status": "running",
@@ -83,36 +146,36 @@ def begin_run(
     return int(runs), {k.decode(): v.decode() for k, v in before.items()}
 
 
-def status_of(r: redis.Redis, file_id: str) -> dict[str, str]:
+def status_of(r: redis.Redis, keys: Keys, file_id: str) -> dict[str, str]:
     """The file's status hash (empty when Redis has none, e.g. after its TTL)."""
-    raw: dict[Any, Any] = r.hgetall(file_key(file_id))
+    raw: dict[Any, Any] = r.hgetall(keys.file(file_id))
     return {k.decode(): v.decode() for k, v in raw.items()}
 
 
-def version_key(path: str, size: int, mtime_ns: int) -> str:
-    digest = hashlib.sha256(f"{path}\0{size}\0{mtime_ns}".encode()).hexdigest()[:24]
-    return f"sluice:seen:{digest}"
-
-
-def remember_handled(r: redis.Redis, path: str, file_id: str, *, ttl_s: int) -> bool:
+def remember_handled(r: redis.Redis, keys: Keys, path: str, file_id: str, *, ttl_s: int) -> bool:
     """Note that the file now at `path` (this size and mtime) is loaded; False if it is gone."""
     try:
         st = Path(path).stat()
     except OSError:
         return False
-    r.set(version_key(path, st.st_size, st.st_mtime_ns), file_id, ex=ttl_s)
+    r.set(keys.seen(path, st.st_size, st.st_mtime_ns), file_id, ex=ttl_s)
     return True
 
 
-def handled(r: redis.Redis, versions: list[tuple[str, int, int]]) -> list[bool]:
-    """For each (path, size, mtime_ns): was this version loaded already?"""
+def seen_ids(r: redis.Redis, keys: Keys, versions: list[tuple[str, int, int]]) -> list[str | None]:
+    """For each (path, size, mtime_ns): the file id a run marked it with, else None. Only a
+    hint: `ledger.handled` asks the ledger whether those files are loaded."""
     if not versions:
         return []
-    return [v is not None for v in r.mget([version_key(*v) for v in versions])]
+    return [
+        v.decode() if isinstance(v, bytes) else None
+        for v in r.mget([keys.seen(*v) for v in versions])
+    ]
 
 
 def dead_letter(
     r: redis.Redis,
+    keys: Keys,
     error: SluiceError,
     *,
     file_id: str,
@@ -135,11 +198,23 @@ def dead_letter(
         at=time.time(),
     )
     fields: dict[Any, Any] = {k: str(v) for k, v in asdict(letter).items()}
-    entry = r.xadd(DEAD_LETTERS, fields, maxlen=DEAD_LETTERS_MAXLEN, approximate=True)
+    entry = r.xadd(keys.dead, fields, maxlen=DEAD_LETTERS_MAXLEN, approximate=True)
     return entry.decode() if isinstance(entry, bytes) else str(entry)
 
 
-def forget_results(r: redis.Redis, keys: Iterable[str]) -> int:
+def forget_results(r: redis.Redis, names: Iterable[str]) -> int:
     """Delete stage results that pointed at staging removed after a committed load."""
-    names = list(keys)
-    return int(r.delete(*names)) if names else 0
+    found = list(names)
+    return int(r.delete(*found)) if found else 0
+
+
+def forget_file(r: redis.Redis, keys: Keys, file_id: str) -> int:
+    """Delete every key of one file in this sink: its status, lock, stage results and their
+    locks, and the seen-marks that name it (a scan of this sink's marks). Returns how many."""
+    names: list[Any] = [keys.file(file_id), keys.lock(file_id)]
+    names += r.scan_iter(match=keys.results_of(file_id))
+    names += r.scan_iter(match="lock:" + keys.results_of(file_id))
+    marks = list(r.scan_iter(match=keys.seen_marks, count=1000))
+    if marks:
+        names += [m for m, v in zip(marks, r.mget(marks), strict=True) if v == file_id.encode()]
+    return int(r.delete(*names))

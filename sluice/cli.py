@@ -10,7 +10,6 @@ from __future__ import annotations
 import functools
 import json
 import os
-import subprocess
 import sys
 import time
 import urllib.request
@@ -24,12 +23,13 @@ from rich.console import Console
 from rich.table import Table
 
 from sluice.contracts import FileOutcome, Outcome
-from sluice.settings import PROJECT_ROOT, Settings, get_settings
+from sluice.settings import Settings, get_settings
 
 if TYPE_CHECKING:
     import redis
     from prefect.client.schemas.objects import State
 
+    from sluice.checkpoints import Keys
     from sluice.dlq import Letter, Replayed
 
 _DEBUG = False
@@ -302,7 +302,7 @@ def status(
     """Per dataset: files loaded and quarantined today, rows, last load, inbox lag, runs in
     flight, dead letters. Example: sluice status --json
     """
-    from sluice import checkpoints
+    from sluice import checkpoints, ledger
     from sluice import load as sink
     from sluice.status import gather
 
@@ -311,7 +311,7 @@ def status(
         sink.connect(settings.dsn()) as conn,
         checkpoints.client(settings.redis_url.get_secret_value()) as r,
     ):
-        found = gather(conn, r, settings.inbox)
+        found = gather(conn, r, ledger.keys(conn, settings.schema_name), settings.inbox)
     if as_json:
         _json([s.as_dict() for s in found])
         return
@@ -342,7 +342,8 @@ def _age(seconds: float) -> str:
 def datasets(
     as_json: Annotated[bool, typer.Option("--json", help="A JSON array of the rules.")] = False,
 ) -> None:
-    """The dataset rules in force (datasets.yaml); other datasets get the defaults.
+    """The dataset rules and suites in force: each dataset datasets.yaml names or that has a
+    suite by name (expectations/<dataset>.json beside it); other datasets get the defaults.
     Example: sluice datasets
     """
     from sluice.status import describe_rules, rules_in_force
@@ -355,10 +356,20 @@ def datasets(
         return
     table = Table(title=f"Dataset rules ({settings.datasets})")
     for name in found[0] if found else ():
-        table.add_column(name, no_wrap=name == "dataset")
+        table.add_column(
+            name,
+            no_wrap=name == "dataset",
+            overflow="fold" if name == "suite" else "ellipsis",  # a path is read whole
+        )
     for row in found:
         table.add_row(*row.values())
-    out.print(table if found else f"no rules in {settings.datasets}: every dataset has defaults")
+    out.print(
+        table
+        if found
+        else f"no rules in {settings.datasets} and no suites in {base / 'expectations'}: "
+        "every dataset has defaults",
+        soft_wrap=True,
+    )
     err.print("A dataset not listed: time column and types detected, chunks of 7 days, UTC.")
 
 
@@ -425,10 +436,21 @@ def worker(
 
 
 def _services(command: str, names: list[str]) -> None:
-    script = PROJECT_ROOT / "scripts" / "services.sh"
-    code = subprocess.call(["bash", str(script), command, *names])
+    """The packaged services script on SLUICE_HOME, with the prefect of this environment."""
+    from sluice import services
+
+    code = services.run(command, names, home=get_settings().home)
     if code:
         raise typer.Exit(code)
+
+
+@services_app.command("install")
+def services_install(
+    names: Annotated[list[str] | None, typer.Argument(help="redis postgres prefect")] = None,
+) -> None:
+    """Install (as root; otherwise say what is missing) what the services need.
+    Example: sluice services install"""
+    _services("install", names or ["redis", "postgres", "prefect"])
 
 
 @services_app.command("up")
@@ -441,27 +463,31 @@ def services_up(
 
 @services_app.command("down")
 def services_down(names: Annotated[list[str] | None, typer.Argument()] = None) -> None:
-    """Stop the local services this checkout started. Example: sluice services down"""
+    """Stop the local services started on this SLUICE_HOME. Example: sluice services down"""
     _services("down", names or [])
 
 
 @services_app.command("status")
 def services_status(names: Annotated[list[str] | None, typer.Argument()] = None) -> None:
-    """Say which local services run. Example: sluice services status"""
+    """Say which local services run, and where the Prefect UI is. Example: sluice services status"""
     _services("status", names or [])
 
 
 @app.command()
 def demo(rows: Annotated[int, typer.Option(help="Rows per generated file.")] = 20_000) -> None:
-    """Generate sample files in the inbox, ingest them and show what landed. Example: sluice demo"""
+    """Generate sample files, ingest them and show what landed, in a home (SLUICE_HOME/demo),
+    rules and a schema (`demo`) of the demo's own: your datasets never get its rules.
+    Example: sluice demo
+    """
     from sluice import demo as sample
 
-    settings = get_settings()
-    api = _use_local_prefect(settings)
-    files = sample.write_inbox(settings.inbox, rows=rows)
-    out.print(f"wrote {len(files)} sample files under {settings.inbox}")
-    run_files(files, None)
-    _show_landed(settings)
+    api = _use_local_prefect(get_settings())
+    with sample.own_settings(get_settings()) as settings:
+        files = sample.write_inbox(settings.inbox, rows=rows)
+        out.print(f"wrote {len(files)} sample files under {settings.inbox}", soft_wrap=True)
+        out.print(f"rules: {settings.datasets}", soft_wrap=True, highlight=False)
+        run_files(files, None)
+        _show_landed(settings)
     if api:
         out.print(
             f"Prefect UI: {api.removesuffix('/api')}/runs "
@@ -480,16 +506,18 @@ def _show_landed(settings: Settings) -> None:
 
 
 @contextmanager
-def _dead_letters(settings: Settings) -> Iterator[redis.Redis]:
-    """Redis for the dlq commands; an unknown letter or Redis down ends the command with 1."""
+def _dead_letters(settings: Settings) -> Iterator[tuple[redis.Redis, Keys]]:
+    """Redis and the sink's keys for the dlq commands (the letters of the database the settings
+    name); an unknown letter or Redis down ends the command with 1."""
     import redis
 
-    from sluice import checkpoints
+    from sluice import checkpoints, ledger
     from sluice.errors import SluiceError
 
+    keys = ledger.keys_for(settings.dsn(), settings.schema_name)
     r = checkpoints.client(settings.redis_url.get_secret_value())
     try:
-        yield r
+        yield r, keys
     except SluiceError as exc:
         err.print(str(exc), highlight=False, soft_wrap=True)
         raise typer.Exit(1) from None
@@ -515,8 +543,8 @@ def dlq_list(
     """The newest dead letter of each quarantined file, oldest first. Example: sluice dlq list"""
     from sluice import dlq
 
-    with _dead_letters(get_settings()) as r:
-        found = dlq.letters(r, dataset=dataset, history=history)
+    with _dead_letters(get_settings()) as (r, keys):
+        found = dlq.letters(r, keys, dataset=dataset, history=history)
     if as_json:
         _json([letter.as_dict() for letter in found])
         return
@@ -538,8 +566,8 @@ def dlq_show(
     """Everything a dead letter says. Example: sluice dlq show 3f2a9c"""
     from sluice import dlq
 
-    with _dead_letters(get_settings()) as r:
-        letter = dlq.find(r, key)
+    with _dead_letters(get_settings()) as (r, keys):
+        letter = dlq.find(r, keys, key)
     if as_json:
         _json(letter.as_dict())
         return
@@ -607,10 +635,45 @@ def dlq_drop(
     """Delete one dead letter; the quarantined file stays. Example: sluice dlq drop 3f2a9c"""
     from sluice import dlq
 
-    with _dead_letters(get_settings()) as r:
-        letter = dlq.find(r, key)
-        dlq.remove(r, letter.id)
+    with _dead_letters(get_settings()) as (r, keys):
+        letter = dlq.find(r, keys, key)
+        dlq.remove(r, keys, letter.id)
     out.print(f"dropped {letter.id} ({letter.name}); the file stays at {letter.quarantined}")
+
+
+@app.command()
+def forget(
+    file: Annotated[str, typer.Argument(help="The file's path, or its id (a unique prefix).")],
+    yes: Annotated[
+        bool, typer.Option("--yes", help="Do it; without, say what it would do.")
+    ] = False,
+) -> None:
+    """Make a loaded file loadable again: its rows and its ledger row go in one transaction,
+    then its Redis state (status, stage results, seen-marks) and staging.
+
+    Example: sluice forget 3f2a9c1b7e04 --yes
+    """
+    from sluice import ledger
+    from sluice import load as sink
+
+    settings = get_settings()
+    with sink.connect(settings.dsn()) as conn:
+        file_id = ledger.resolve(conn, file)
+        found = ledger.find(conn, file_id)
+    what = f"the rows in {found[2]} and the ledger row of" if found else "the Redis state of"
+    if not yes:
+        err.print(f"would delete {what} {file_id[:12]}; run again with --yes", highlight=False)
+        raise typer.Exit(1)
+    report = ledger.forget_everywhere(settings, file_id)
+    done = report.forgotten
+    if done is None:
+        out.print(f"{file_id[:12]} was not in the ledger; removed {report.redis_keys} Redis keys")
+        return
+    out.print(
+        f"forgot {file_id[:12]}: {done.rows:,} rows deleted from {done.target}, its ledger row "
+        f"and {report.redis_keys} Redis keys; ingest it again to load it",
+        highlight=False,
+    )
 
 
 suite_app = _Typer(
@@ -628,13 +691,15 @@ def suite_init(
     output: Annotated[
         Path | None,
         typer.Option(
-            "--out", help="Where to write; default: expectations/<dataset>.json by datasets.yaml."
+            "--out",
+            help="Where to write; default: expectations/<dataset>.json beside datasets.yaml, "
+            "where it applies to the dataset by its name.",
         ),
     ] = None,
     force: Annotated[bool, typer.Option(help="Overwrite an existing suite file.")] = False,
 ) -> None:
-    """Profile FILE and write a GX 1.x suite of what it holds (ranges, value sets, null ratios)
-    for a person to edit. Reads the file only: no services needed.
+    """Write a GX 1.x suite of what FILE holds, for a person to edit, as expectations/<dataset>.json
+    beside datasets.yaml: it applies by its name. Reads the file only: no services needed.
 
     Example: sluice suite init weather data/2024-03-01.csv
     """
@@ -663,13 +728,23 @@ def suite_init(
     )
     suites.write_suite(target, suite)
     out.print(f"{target}: {len(suite['expectations'])} expectations from {profiled.rows:,} rows")
-    if rules.suite is None:
-        err.print(
-            f"note: add `suite: {_relative(target, settings.datasets.parent)}` under {name} "
-            f"in {settings.datasets} to run it",
-            highlight=False,
-            soft_wrap=True,
-        )
+    err.print(_suite_applies(target, name, settings.datasets), highlight=False, soft_wrap=True)
+
+
+def _suite_applies(target: Path, name: str, rules_file: Path) -> str:
+    """Whether the suite just written runs: by its name, or once a rule names it."""
+    from sluice.datasets import load_rules
+
+    in_force = load_rules(rules_file, name).suite
+    where = _relative(target, rules_file.parent)
+    if in_force == str(target.resolve()):
+        return f"it applies to dataset {name} from its next file (see `sluice datasets`)"
+    instead = (
+        f"dataset {name} runs {_relative(Path(in_force), rules_file.parent)}"
+        if in_force
+        else f"dataset {name} runs no suite of its own"
+    )
+    return f"note: {instead}; set `suite: {where}` under {name} in {rules_file} to run this one"
 
 
 def _relative(path: Path, base: Path) -> str:

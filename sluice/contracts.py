@@ -8,7 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from sluice.datasets import DatasetRules
 
 PgType = Literal[
     "boolean",
@@ -37,6 +40,16 @@ class FileRef:
     dataset: str  # safe identifier; the target table's name
     size: int
     rules_hash: str  # hash of the dataset rules in force; part of every cache key
+    sink: str = ""  # id of the sink it loads into (sluice/ledger.py): scopes its Redis keys
+    rules: DatasetRules | None = None  # the rules read once, at fingerprint, for the whole run
+
+    @property
+    def in_force(self) -> DatasetRules:
+        """The dataset rules of this run: read at fingerprint, never again during the run, so
+        every stage works under the rules whose hash is in its cache key."""
+        if self.rules is None:
+            raise ValueError(f"{self.path}: FileRef carries no rules (made outside fingerprint)")
+        return self.rules
 
 
 @dataclass(frozen=True, slots=True)

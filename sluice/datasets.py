@@ -4,13 +4,18 @@ A rule names the time column, the key, the chunk interval, the missing-value mar
 time zone of naive timestamps, the quality gate (suite, `on_error`, drift). Its hash (with the
 content of the suite file) is part of every stage's cache key, so changing a rule or the suite
 re-runs the stages it can affect.
+
+A dataset's suite is `expectations/<dataset>.json` beside the rules file when that file exists
+(the name is the link: no rule needed), unless its rule names another (`suite: path`) or none
+(`suite: null`). The suite by name counts in the hash as a named one does: creating, editing or
+deleting it is a change of rule.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal, get_args
 
@@ -54,7 +59,7 @@ class DatasetRules:
     chunk_interval: str = "7 days"
     time_zone: str = "UTC"  # for timestamps without offset
     null_values: tuple[str, ...] = DEFAULT_NULL_VALUES
-    suite: str | None = None  # path of a GX suite JSON, relative to the datasets file
+    suite: str | None = None  # GX suite JSON, absolute once loaded (see the module docstring)
     encoding: str | None = None  # text encoding; None: detect (BOM, UTF-8, else cp1252)
     skip_rows: int | None = None  # lines above the header; None: detect metadata lines
     header: bool = True  # False: columns are named column_1, column_2, ...
@@ -64,6 +69,9 @@ class DatasetRules:
     widen_to_text: bool = False  # may a table column become text when a file has text in it?
     on_error: ErrorMode = "file"  # rows: rows failing an error expectation go to quarantine
     drift: DriftRules = DriftRules()
+    # the suite file's text as it was when the rules were read: a run validates with this
+    # snapshot, so a suite edited during the run cannot change results cached under its hash
+    suite_text: str | None = field(default=None, repr=False)
 
     def forced_type(self, *names: str) -> str | None:
         """The `types` rule for a column known by any of `names` (source or safe name)."""
@@ -73,15 +81,9 @@ class DatasetRules:
         return None
 
     def digest(self) -> str:
-        """The rules' hash, with the suite file's content: editing the suite is a new rule."""
+        """The rules' hash, with the suite's text: editing the suite is a new rule."""
         raw = json.dumps(asdict(self), sort_keys=True, default=str).encode()
-        digest = hashlib.sha256(raw)
-        if self.suite:
-            try:
-                digest.update(Path(self.suite).read_bytes())
-            except OSError:
-                digest.update(b"<unreadable suite>")  # validate says why
-        return digest.hexdigest()[:16]
+        return hashlib.sha256(raw).hexdigest()[:16]
 
 
 _FIELDS = {
@@ -128,8 +130,8 @@ def load_rules(path: Path, dataset: str) -> DatasetRules:
             values[name] = tuple(str(v) for v in _as_list(values[name]))
     if "types" in values:
         values["types"] = _types(path, dataset, values["types"])
-    if values.get("suite"):
-        values["suite"] = str((path.parent / str(values["suite"])).resolve())
+    values["suite"] = _suite(path, dataset, values)
+    values["suite_text"] = _snapshot(values["suite"])
     if "on_error" in values and values["on_error"] not in ("file", "rows"):
         raise ValueError(
             f"{path}: dataset {dataset!r}: on_error must be 'file' or 'rows', "
@@ -138,6 +140,46 @@ def load_rules(path: Path, dataset: str) -> DatasetRules:
     if "drift" in values:
         values["drift"] = _drift(path, dataset, values["drift"])
     return DatasetRules(name=dataset, **values)
+
+
+SUITES = "expectations"  # the folder beside the rules file that holds suites named after datasets
+
+
+def suite_by_name(path: Path, dataset: str) -> Path:
+    """Where the dataset's suite is by convention: `expectations/<dataset>.json` beside `path`."""
+    return path.parent / SUITES / f"{dataset}.json"
+
+
+def _suite(path: Path, dataset: str, values: dict[str, Any]) -> str | None:
+    """The rule's `suite` (relative to the rules file; null: none), else the suite by name."""
+    if "suite" in values:
+        named = values["suite"]
+        return str((path.parent / str(named)).resolve()) if named else None
+    by_name = suite_by_name(path, dataset)
+    return str(by_name.resolve()) if by_name.is_file() else None
+
+
+def _snapshot(suite: str | None) -> str | None:
+    """The suite's text now (None when unreadable: validate then says why)."""
+    if not suite:
+        return None
+    try:
+        return Path(suite).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+def datasets_named(path: Path) -> list[str]:
+    """The datasets `path` has an entry for, and those with a suite by name beside it, sorted.
+
+    A suite file whose stem no dataset could be named (not a safe identifier) is left out.
+    """
+    names = {str(name) for name in _read(path)}
+    folder = path.parent / SUITES
+    if folder.is_dir():
+        stems = (p.stem for p in folder.glob("*.json") if p.is_file())
+        names.update(s for s in stems if safe_identifier(s, fallback="dataset") == s)
+    return sorted(names)
 
 
 def _drift(path: Path, dataset: str, raw: object) -> DriftRules:

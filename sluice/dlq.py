@@ -1,4 +1,5 @@
-"""Dead letters: read the `sluice:dead` stream, find a letter, put its file back, drop the letter.
+"""Dead letters: read the sink's stream of them (`Keys.dead`), find a letter, put its file
+back, drop the letter.
 
 A terminal error keeps the file under quarantine/<dataset>/ and adds a letter to the stream
 (`checkpoints.dead_letter`). Replaying a letter restores the file to inbox/<dataset>/<name> and
@@ -20,7 +21,7 @@ from typing import Any
 
 import redis
 
-from sluice.checkpoints import DEAD_LETTERS, DeadLetter
+from sluice.checkpoints import DeadLetter, Keys
 from sluice.contracts import Outcome
 from sluice.errors import SluiceError
 
@@ -86,9 +87,9 @@ def _text(value: object) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-def read_all(r: redis.Redis, *, first: str = "-", last: str = "+") -> list[Letter]:
+def read_all(r: redis.Redis, keys: Keys, *, first: str = "-", last: str = "+") -> list[Letter]:
     """The letters in the stream (between two entry ids), oldest first."""
-    entries: list[tuple[Any, Any]] = r.xrange(DEAD_LETTERS, min=first, max=last) or []
+    entries: list[tuple[Any, Any]] = r.xrange(keys.dead, min=first, max=last) or []
     return [parse(entry_id, raw) for entry_id, raw in entries if entry_id and raw is not None]
 
 
@@ -101,9 +102,11 @@ def newest_per_file(letters: Iterable[Letter]) -> list[Letter]:
     return list(newest.values())
 
 
-def letters(r: redis.Redis, *, dataset: str | None = None, history: bool = False) -> list[Letter]:
+def letters(
+    r: redis.Redis, keys: Keys, *, dataset: str | None = None, history: bool = False
+) -> list[Letter]:
     """The letters to show or replay: newest per file (every letter with history), oldest first."""
-    found = read_all(r)
+    found = read_all(r, keys)
     chosen = found if history else newest_per_file(found)
     return [letter for letter in chosen if dataset is None or letter.dataset == dataset]
 
@@ -131,14 +134,14 @@ def match(found: Iterable[Letter], key: str) -> Letter:
     )
 
 
-def find(r: redis.Redis, key: str) -> Letter:
+def find(r: redis.Redis, keys: Keys, key: str) -> Letter:
     """One letter by stream entry id, or by a file id or a prefix of it unique among files."""
     key = key.strip()
     if _ENTRY_ID.match(key):
-        found = read_all(r, first=key, last=key)
+        found = read_all(r, keys, first=key, last=key)
         if found:
             return found[0]
-    return match(read_all(r), key)
+    return match(read_all(r, keys), key)
 
 
 def restore(letter: Letter, inbox: Path) -> Path:
@@ -179,22 +182,22 @@ def _holds(path: Path, file_id: str) -> bool:
     return fingerprint(path)[0] == file_id
 
 
-def remove(r: redis.Redis, entry_id: str) -> bool:
+def remove(r: redis.Redis, keys: Keys, entry_id: str) -> bool:
     """Delete one letter; False when it was not there."""
-    return bool(r.xdel(DEAD_LETTERS, entry_id))
+    return bool(r.xdel(keys.dead, entry_id))
 
 
-def last_id(r: redis.Redis) -> str:
+def last_id(r: redis.Redis, keys: Keys) -> str:
     """The newest entry id of the stream ("0-0" when empty): a mark to `prune` through."""
-    newest: list[tuple[Any, Any]] = r.xrevrange(DEAD_LETTERS, count=1) or []
+    newest: list[tuple[Any, Any]] = r.xrevrange(keys.dead, count=1) or []
     return _text(newest[0][0]) if newest else "0-0"
 
 
-def prune(r: redis.Redis, file_id: str, *, through: str = "+") -> int:
+def prune(r: redis.Redis, keys: Keys, file_id: str, *, through: str = "+") -> int:
     """Delete the letters of one file, all or those up to entry id `through`; returns how many.
 
     After a replay that quarantined the file again, `through` is `last_id` from before the run:
     the new letter the quarantine wrote is newer and stays, even when the bytes were edited.
     """
-    ids = [letter.id for letter in read_all(r, last=through) if letter.file_id == file_id]
-    return int(r.xdel(DEAD_LETTERS, *ids)) if ids else 0
+    ids = [letter.id for letter in read_all(r, keys, last=through) if letter.file_id == file_id]
+    return int(r.xdel(keys.dead, *ids)) if ids else 0

@@ -6,10 +6,11 @@ stage locks Prefect took for it. The janitor removes, for files no live run hold
 - `staging/<file_id>/` of a file the ledger has (its load committed), and of any file whose
   staging is older than `max_age_s` (its cached results have expired by then, so a new run
   stages it again either way);
-- prefect-redis stage locks (`lock:sluice:result:<stage>:v<n>:<file_id>:...`).
+- prefect-redis stage locks (`lock:sluice:{<sink>}:result:<stage>:v<n>:<file_id>:...`) of
+  this sink.
 
 Everything else Sluice keeps in Redis expires by itself (status hashes, file locks, results,
-sent marks) or is a capped stream (`sluice:dead`, `sluice:events`).
+sent marks) or is a capped stream (dead letters, events): see sluice/checkpoints.py.
 """
 
 from __future__ import annotations
@@ -21,10 +22,8 @@ import psycopg
 import redis
 
 from sluice import staging as area
-from sluice.load import ensure_catalog
-from sluice.locks import lock_key
-
-STAGE_LOCKS = "lock:sluice:result:*"
+from sluice.checkpoints import Keys
+from sluice.ledger import loaded_among
 
 
 @dataclass(frozen=True)
@@ -39,6 +38,7 @@ def sweep(
     staging: area.Location,
     conn: psycopg.Connection[tuple[object, ...]],
     r: redis.Redis,
+    keys: Keys,
     *,
     max_age_s: float,
     now: float | None = None,
@@ -46,8 +46,8 @@ def sweep(
     now = time.time() if now is None else now
     folders = area.folders(staging)
     ids = [f.file_id for f in folders]
-    loaded = _loaded(conn, ids)
-    held = _held(r, ids)
+    loaded = loaded_among(conn, ids)
+    held = _held(r, keys, ids)
     removed: list[str] = []
     freed = 0
     for folder in folders:
@@ -61,33 +61,25 @@ def sweep(
     return Swept(
         staging_removed=tuple(removed),
         staging_kept=len(folders) - len(removed),
-        locks_removed=_orphan_stage_locks(r),
+        locks_removed=_orphan_stage_locks(r, keys),
         bytes_freed=freed,
     )
 
 
-def _loaded(conn: psycopg.Connection[tuple[object, ...]], ids: list[str]) -> set[str]:
+def _held(r: redis.Redis, keys: Keys, ids: list[str]) -> set[str]:
     if not ids:
         return set()
-    ensure_catalog(conn)
-    rows = conn.execute("SELECT file_id FROM sluice.files WHERE file_id = ANY(%s)", (ids,))
-    return {str(row[0]) for row in rows}
-
-
-def _held(r: redis.Redis, ids: list[str]) -> set[str]:
-    if not ids:
-        return set()
-    values = r.mget([lock_key(i) for i in ids])
+    values = r.mget([keys.lock(i) for i in ids])
     return {i for i, v in zip(ids, values, strict=True) if v is not None}
 
 
-def _orphan_stage_locks(r: redis.Redis) -> int:
+def _orphan_stage_locks(r: redis.Redis, keys: Keys) -> int:
     """Stage locks whose file no run holds: their holder is dead."""
     removed = 0
-    for name in r.scan_iter(match=STAGE_LOCKS, count=500):
+    for name in r.scan_iter(match=keys.stage_locks, count=500):
         key = name.decode() if isinstance(name, bytes) else str(name)
-        parts = key.split(":")  # lock, sluice, result, stage, v<n>, file_id, rules_hash
-        if len(parts) < 7 or r.exists(lock_key(parts[5])):
+        parts = key.split(":")  # lock, sluice, {sink}, result, stage, v<n>, file_id, rules_hash
+        if len(parts) < 8 or r.exists(keys.lock(parts[6])):
             continue
         removed += int(r.delete(key))
     return removed

@@ -129,7 +129,7 @@ def run(
                 sql.Literal(f"{int(lock_timeout_s * 1000)}ms")
             )
         )
-        if not _claim(conn, ref, staged, label, rules):
+        if not _claim(conn, ref, staged, label):
             return LoadReport(table=label, rows=0, outcome="duplicate")
         plan = _prepare_table(conn, ref, schema, rules, schema_name)
         _copy(conn, target, staged, schema, plan, batch_rows, progress)
@@ -173,12 +173,11 @@ def _claim(
     ref: FileRef,
     staged: Staged,
     label: str,
-    rules: DatasetRules,
 ) -> bool:
     row = conn.execute(
         "INSERT INTO sluice.files (file_id, dataset, target, path, size, rows, rules_hash) "
         "VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (file_id) DO NOTHING RETURNING 1",
-        (ref.file_id, ref.dataset, label, ref.path, ref.size, staged.rows, rules.digest()),
+        (ref.file_id, ref.dataset, label, ref.path, ref.size, staged.rows, ref.rules_hash),
     ).fetchone()
     return row is not None
 

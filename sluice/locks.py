@@ -1,6 +1,8 @@
 """A file lock in Redis with a lease: two runs never work on one file, a dead holder's lock expires.
 
-    sluice:lock:file:<file_id>   string  owner token   TTL: the lease, renewed while held
+    sluice:{<sink>}:lock:file:<file_id>   string  owner token   TTL: the lease, renewed while held
+
+(`checkpoints.Keys.lock`: scoped to the sink the run loads into, like every Sluice key.)
 
 The holder renews the lease from a daemon thread every third of it. A process that dies
 (SIGKILL, power loss) stops renewing, so its lock expires one lease later and the next run of
@@ -40,23 +42,19 @@ return 0
 """
 
 
-def lock_key(file_id: str) -> str:
-    return f"sluice:lock:file:{file_id}"
-
-
 def owner_token() -> str:
     """Who holds a lock: host, pid and a random part (a pid is reused after a restart)."""
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
 
 
 class FileLock:
-    """`with FileLock(r, file_id, lease_s=30).hold(wait_s=600):` or acquire()/release()."""
+    """`with FileLock(r, keys.lock(file_id), lease_s=30):` or acquire()/release()."""
 
-    def __init__(self, r: redis.Redis, file_id: str, *, lease_s: float) -> None:
+    def __init__(self, r: redis.Redis, key: str, *, lease_s: float) -> None:
         if lease_s <= 0:
             raise ValueError("lease_s must be positive")
         self.r = r
-        self.key = lock_key(file_id)
+        self.key = key
         self.lease_ms = max(1, int(lease_s * 1000))
         self.token = owner_token()
         self.lost = False

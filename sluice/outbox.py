@@ -6,11 +6,11 @@ on its undelivered rows keeps the relay's claim cheap however many delivered row
 `add` inserts an event in the caller's transaction (load.run adds `sluice.file.loaded` next to
 the ledger row and the COPY), so an event exists exactly when what it reports committed.
 `relay` later claims undelivered rows in id order (`FOR UPDATE SKIP LOCKED`: concurrent relays
-never handle one row), appends each to the Redis stream `sluice:events`, calls an optional
+never handle one row), appends each to the sink's Redis stream (`Keys.events`), calls an optional
 `publish` callback (Prefect events) and marks the rows delivered.
 
 Never twice to the stream, even when a relay dies between XADD and the UPDATE: one Lua script
-does the XADD together with `SET sluice:outbox:sent:<event_id> <stream id> NX EX <ttl>`, and
+does the XADD together with `SET <sent key of event_id> <stream id> NX EX <ttl>`, and
 returns the stored stream id without appending when that key exists. A row whose delivery
 failed is retried; `publish` may then see an event again and must be idempotent: every event
 carries `event_id`, a uuid5 of its row, which Prefect deduplicates on.
@@ -19,9 +19,9 @@ The sent key is named after `event_id` (derived from the row's id, file, event a
 time) rather than the bare id, so a database recreated with a restarted id sequence never has
 its new events taken for ones already sent.
 
-Keys, all under `sluice:`
-    sluice:events                     stream of delivered events          capped at STREAM_MAXLEN
-    sluice:outbox:sent:<event_id>     stream id of one appended event      TTL: SENT_TTL_S
+Keys, scoped to the sink (sluice/checkpoints.py, `P` = `sluice:{<sink>}:`)
+    P events                     stream of delivered events          capped at STREAM_MAXLEN
+    P outbox:sent:<event_id>     stream id of one appended event      TTL: SENT_TTL_S
 """
 
 from __future__ import annotations
@@ -38,12 +38,12 @@ import psycopg
 import redis
 from psycopg.types.json import Jsonb
 
+from sluice.checkpoints import Keys
 from sluice.errors import translating
 
 STAGE = "relay"
 LOADED = "sluice.file.loaded"
 QUARANTINED = "sluice.file.quarantined"
-STREAM = "sluice:events"
 STREAM_MAXLEN = 100_000
 SENT_TTL_S = 7 * 24 * 3600
 _NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "sluice:outbox")
@@ -84,10 +84,6 @@ def event_id(outbox_id: int, file_id: str, event: str, created_at: datetime) -> 
     """A uuid5 of the row: the same for every delivery of it, different for any other row."""
     micros = (created_at - _EPOCH) // timedelta(microseconds=1)
     return uuid.uuid5(_NAMESPACE, f"{outbox_id}:{file_id}:{event}:{micros}")
-
-
-def sent_key(event: OutboxEvent) -> str:
-    return f"sluice:outbox:sent:{event.event_id}"
 
 
 def stream_fields(event: OutboxEvent) -> dict[str, str]:
@@ -147,18 +143,20 @@ def claim(conn: Conn, limit: int) -> list[OutboxEvent]:
     ]
 
 
-def xadd_once(r: redis.Redis, event: OutboxEvent) -> str:
+def xadd_once(r: redis.Redis, keys: Keys, event: OutboxEvent) -> str:
     """Append the event to the stream unless it was appended before; returns its stream id."""
     args: list[str | int] = [STREAM_MAXLEN, SENT_TTL_S]
     for name, value in stream_fields(event).items():
         args += [name, value]
-    entry = r.register_script(_XADD_ONCE)(keys=[sent_key(event), STREAM], args=args)
+    names = [keys.sent(event.event_id), keys.events]
+    entry = r.register_script(_XADD_ONCE)(keys=names, args=args)
     return entry.decode() if isinstance(entry, bytes) else str(entry)
 
 
 def relay(
     conn: Conn,
     r: redis.Redis,
+    keys: Keys,
     *,
     limit: int = 500,
     publish: Callable[[OutboxEvent], None] | None = None,
@@ -171,7 +169,7 @@ def relay(
     with translating(file="sluice.outbox", stage=STAGE):
         _ensure_catalog(conn)
         with conn.transaction():
-            delivered, failure = _deliver(conn, r, claim(conn, limit), publish)
+            delivered, failure = _deliver(r, keys, claim(conn, limit), publish)
             _mark(conn, delivered)
         if failure is not None:
             log.warning("relayed %d events, then failed: %s", len(delivered), failure)
@@ -180,8 +178,8 @@ def relay(
 
 
 def _deliver(
-    conn: Conn,
     r: redis.Redis,
+    keys: Keys,
     events: list[OutboxEvent],
     publish: Callable[[OutboxEvent], None] | None,
 ) -> tuple[list[tuple[int, str]], Exception | None]:
@@ -189,7 +187,7 @@ def _deliver(
     delivered: list[tuple[int, str]] = []
     for event in events:
         try:
-            stream_id = xadd_once(r, event)
+            stream_id = xadd_once(r, keys, event)
             if publish is not None:
                 publish(event)
         except Exception as exc:  # stop here; this and later rows stay undelivered

@@ -1,17 +1,29 @@
 """One pydantic-settings class for the whole engine: `SLUICE_*` environment variables.
 
-Unset, everything points at the local services `scripts/services.sh` starts in this checkout.
+Unset, everything points at the local services `sluice services up` starts, with its files under
+SLUICE_HOME (`~/.sluice`): wherever Sluice is installed, no default is a path of its checkout.
 """
 
 from __future__ import annotations
 
+import os
 from functools import cache
 from pathlib import Path
+from typing import Any
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+def default_home() -> Path:
+    """`~/.sluice`; as root `/var/lib/sluice`: the local PostgreSQL runs as its own OS user and
+    must reach its data under SLUICE_HOME, which root's private home (mode 700) forbids.
+    sluice/services/services.sh has the same default."""
+    return Path("/var/lib/sluice") if os.geteuid() == 0 else Path.home() / ".sluice"
+
+
+def _beside_home(data: dict[str, Any]) -> Path:
+    return Path(data["home"]) / "datasets.yaml"
 
 
 class Settings(BaseSettings):
@@ -20,8 +32,9 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SLUICE_", extra="ignore", populate_by_name=True)
 
     home: Path = Field(
-        default=PROJECT_ROOT / ".sluice",
+        default_factory=default_home,
         description="Holds inbox/, staging/, quarantine/ and services/ (the local services).",
+        json_schema_extra={"shown_default": "`~/.sluice` (as root: `/var/lib/sluice`)"},
     )
     database_url: SecretStr = Field(
         default=SecretStr("postgresql://sluice@127.0.0.1:55432/sluice"),
@@ -43,8 +56,10 @@ class Settings(BaseSettings):
         "an fsspec URL every worker can reach (`file:///shared/staging`, `s3://bucket/prefix`).",
     )
     datasets: Path = Field(
-        default=PROJECT_ROOT / "datasets.yaml",
-        description="Dataset rules (time column, key, chunk interval).",
+        default_factory=_beside_home,
+        description="Dataset rules (time column, key, chunk interval); a missing file: "
+        "every dataset has the defaults.",
+        json_schema_extra={"shown_default": "`SLUICE_HOME/datasets.yaml`"},
     )
     prefect_api_url: str = Field(
         default="http://127.0.0.1:54200/api",
@@ -103,6 +118,11 @@ class Settings(BaseSettings):
         "(Prefect's cost per task run outweighs per-stage resume for small files); larger "
         "files run one task per stage. 0: every file runs one task per stage.",
     )
+
+    @field_validator("home", "datasets")
+    @classmethod
+    def _expand_user(cls, path: Path) -> Path:
+        return path.expanduser()
 
     @property
     def inbox(self) -> Path:

@@ -17,9 +17,9 @@ from typing import Any
 import psycopg
 import redis
 
-from sluice import checkpoints, dlq, sensor
-from sluice.datasets import DatasetRules, _read, dataset_for, load_rules
-from sluice.locks import lock_key
+from sluice import checkpoints, dlq, ledger, sensor
+from sluice.checkpoints import Keys
+from sluice.datasets import DatasetRules, dataset_for, datasets_named, load_rules
 
 Conn = psycopg.Connection[tuple[Any, ...]]
 
@@ -52,20 +52,21 @@ class _Found:
 
 
 def gather(
-    conn: Conn, r: redis.Redis, inbox: Path, *, now: float | None = None
+    conn: Conn, r: redis.Redis, keys: Keys, inbox: Path, *, now: float | None = None
 ) -> list[DatasetStatus]:
     """Every dataset with a ledger row, a dead letter, a waiting file or a live run."""
     now = time.time() if now is None else now
     found = _Found()
-    midnight = _ledger(conn, found)
-    _letters(r, found, midnight)
-    _in_flight(r, found)
-    _inbox(r, inbox, found, now)
+    midnight, has_ledger = _ledger(conn, found)
+    _letters(r, keys, found, midnight)
+    _in_flight(r, keys, found)
+    _inbox(conn if has_ledger else None, r, keys, inbox, found, now)
     return [found.by_dataset[name] for name in sorted(found.by_dataset)]
 
 
-def _ledger(conn: Conn, found: _Found) -> float:
-    """Today's loads per dataset; returns the epoch of today's midnight (the server's zone)."""
+def _ledger(conn: Conn, found: _Found) -> tuple[float, bool]:
+    """Today's loads per dataset; returns the epoch of today's midnight (the server's zone) and
+    whether the database has a ledger."""
     row = conn.execute(
         "SELECT extract(epoch FROM date_trunc('day', now()))::float8, "
         "to_regclass('sluice.files') IS NOT NULL"
@@ -73,7 +74,7 @@ def _ledger(conn: Conn, found: _Found) -> float:
     assert row is not None
     midnight, has_ledger = float(row[0]), bool(row[1])
     if not has_ledger:
-        return midnight
+        return midnight, False
     rows = conn.execute(
         "SELECT dataset, count(*) FILTER (WHERE loaded_at >= date_trunc('day', now())), "
         "coalesce(sum(rows) FILTER (WHERE loaded_at >= date_trunc('day', now())), 0), "
@@ -81,11 +82,11 @@ def _ledger(conn: Conn, found: _Found) -> float:
     ).fetchall()
     for dataset, files, total, last in rows:
         found.update(str(dataset), loaded_today=int(files), rows_today=int(total), last_load=last)
-    return midnight
+    return midnight, True
 
 
-def _letters(r: redis.Redis, found: _Found, midnight: float) -> None:
-    every = dlq.read_all(r)
+def _letters(r: redis.Redis, keys: Keys, found: _Found, midnight: float) -> None:
+    every = dlq.read_all(r, keys)
     for dataset, count in Counter(x.dataset for x in dlq.newest_per_file(every)).items():
         found.update(dataset, dead_letters=count)
     today = {(x.dataset, x.file_id) for x in every if x.at >= midnight}
@@ -93,15 +94,19 @@ def _letters(r: redis.Redis, found: _Found, midnight: float) -> None:
         found.update(dataset, quarantined_today=count)
 
 
-def _in_flight(r: redis.Redis, found: _Found) -> None:
-    prefix = lock_key("")
+def _in_flight(r: redis.Redis, keys: Keys, found: _Found) -> None:
+    prefix = keys.lock("")
     file_ids = [k.decode()[len(prefix) :] for k in r.scan_iter(match=f"{prefix}*", count=1000)]
-    datasets = [checkpoints.status_of(r, file_id).get("dataset", "?") for file_id in file_ids]
+    datasets = [checkpoints.status_of(r, keys, file_id).get("dataset", "?") for file_id in file_ids]
     for dataset, count in Counter(datasets).items():
         found.update(dataset, in_flight=count)
 
 
-def _inbox(r: redis.Redis, inbox: Path, found: _Found, now: float) -> None:
+def _inbox(
+    conn: Conn | None, r: redis.Redis, keys: Keys, inbox: Path, found: _Found, now: float
+) -> None:
+    """Files waiting in the inbox: all but versions the ledger confirms loaded (`conn` None:
+    a database without a ledger has loaded nothing)."""
     versions: list[tuple[Path, int, int]] = []
     for path in sensor.waiting_files(inbox):
         try:
@@ -109,7 +114,8 @@ def _inbox(r: redis.Redis, inbox: Path, found: _Found, now: float) -> None:
         except OSError:
             continue  # gone meanwhile
         versions.append((path, stat.st_size, stat.st_mtime_ns))
-    handled = checkpoints.handled(r, [(str(p), size, mtime) for p, size, mtime in versions])
+    listed = [(str(p), size, mtime) for p, size, mtime in versions]
+    handled = ledger.handled(conn, r, keys, listed) if conn else [False] * len(listed)
     oldest: dict[str, float] = {}
     waiting: Counter[str] = Counter()
     for (path, _size, mtime_ns), done in zip(versions, handled, strict=True):
@@ -122,19 +128,22 @@ def _inbox(r: redis.Redis, inbox: Path, found: _Found, now: float) -> None:
         found.update(dataset, waiting=count, inbox_lag_s=max(0.0, now - oldest[dataset]))
 
 
-def inbox_lag(r: redis.Redis, inbox: Path, *, now: float | None = None) -> tuple[int, float]:
+def inbox_lag(
+    conn: Conn, r: redis.Redis, keys: Keys, inbox: Path, *, now: float | None = None
+) -> tuple[int, float]:
     """(files waiting, age of the oldest in seconds) over all datasets: the sensor's gauges."""
     found = _Found()
     now = time.time() if now is None else now
-    _inbox(r, inbox, found, now)
+    _inbox(conn, r, keys, inbox, found, now)
     waiting = sum(s.waiting for s in found.by_dataset.values())
     lag = max((s.inbox_lag_s or 0.0 for s in found.by_dataset.values()), default=0.0)
     return waiting, lag
 
 
 def rules_in_force(datasets_file: Path) -> list[DatasetRules]:
-    """The rules of each dataset datasets.yaml names; any other dataset gets the defaults."""
-    return [load_rules(datasets_file, str(name)) for name in sorted(_read(datasets_file))]
+    """The rules of each dataset datasets.yaml names or a suite by name (expectations/<dataset>.json
+    beside it) implies; any other dataset gets the defaults."""
+    return [load_rules(datasets_file, name) for name in datasets_named(datasets_file)]
 
 
 def describe_rules(rules: DatasetRules, base: Path) -> dict[str, str]:

@@ -91,16 +91,18 @@ def _time_bounds(pg_type: str) -> tuple[dt.date, dt.date] | None:
     return None
 
 
-def load_suite(path: Path) -> tuple[Expectation, ...]:
+def load_suite(path: Path, text: str | None = None) -> tuple[Expectation, ...]:
     """Read a versioned GX 1.x suite JSON file (as `ExpectationSuite.to_json_dict()` writes it).
 
     Each expectation's severity is meta.severity ("error" or "warn"); without one, GX's own
     top-level severity maps "critical" to "error" and "warning"/"info" to "warn"; the default is
     "error". JSON arrays in kwargs become tuples (Expectation stays hashable). Whether the type
     names a known expectation is checked by `validate_table`, where GX is loaded.
+    `text`: the file's content as read before (a run's snapshot of its rules); else it is read.
     Raises ValueError naming the file on malformed content (OSError if it cannot be read).
     """
-    text = Path(path).read_text(encoding="utf-8")
+    if text is None:
+        text = Path(path).read_text(encoding="utf-8")
     try:
         doc = json.loads(text)
     except json.JSONDecodeError as exc:

@@ -403,7 +403,7 @@ def _suite(schema: InferredSchema, rules: DatasetRules) -> tuple[Expectation, ..
     suite = baseline_suite(schema, _key_names(schema, rules.key))
     if rules.suite:
         try:
-            suite += load_suite(Path(rules.suite))
+            suite += load_suite(Path(rules.suite), rules.suite_text)
         except (OSError, ValueError) as exc:
             raise TerminalError(f"dataset suite unusable: {exc}", hint=_SUITE_HINT) from exc
     return suite

@@ -1,7 +1,9 @@
 """Claim a file for one run: its Redis file lock, held for the run, with a lease.
 
 A second run of the same file (another worker, a sensor event and a sweep) waits for the first
-and then finds the ledger row (`duplicate`) or the file quarantined. The lease ends a killed
+and then finds the ledger row (`duplicate`) or the file quarantined. The lock and the status
+are the file's keys in its sink (`checkpoints.Keys`), so runs loading into different databases
+never wait for each other. The lease ends a killed
 run's claim; the run that claims next clears the stage locks the dead run left in Redis.
 """
 
@@ -16,6 +18,7 @@ from prefect import get_run_logger
 
 from blocks.results import stage_lock_name
 from sluice import checkpoints
+from sluice.checkpoints import Keys
 from sluice.contracts import FileRef
 from sluice.errors import FileBusy, TransientError, translating
 from sluice.locks import FileLock
@@ -62,7 +65,8 @@ def _claim(ref: FileRef) -> tuple[FileLock, int, dict[str, str]]:
     logger = get_run_logger()
     with translating(file=ref.path, stage="claim"):
         r = checkpoints.client(settings.redis_url.get_secret_value())
-        lock = FileLock(r, ref.file_id, lease_s=settings.file_lease_s)
+        keys = Keys(ref.sink)
+        lock = FileLock(r, keys.lock(ref.file_id), lease_s=settings.file_lease_s)
         started = time.monotonic()
         got = lock.acquire(
             wait_s=settings.file_wait_s,
@@ -82,7 +86,12 @@ def _claim(ref: FileRef) -> tuple[FileLock, int, dict[str, str]]:
             if removed := r.delete(*stale):
                 logger.warning("cleared %d stage lock(s) a dead run left on %s", removed, ref.path)
             runs, before = checkpoints.begin_run(
-                r, ref.file_id, ttl_s=settings.result_ttl_s, dataset=ref.dataset, path=ref.path
+                r,
+                keys,
+                ref.file_id,
+                ttl_s=settings.result_ttl_s,
+                dataset=ref.dataset,
+                path=ref.path,
             )
         except BaseException:
             lock.release()

@@ -1,5 +1,6 @@
-"""fingerprint: content hash, size and dataset of a file, and whether the ledger already has it
-(one task: each task run costs the Prefect server as much as a small file's stages)."""
+"""fingerprint: content hash, size and dataset of a file, the dataset rules in force (read here,
+once per run), the sink it loads into, and whether that sink's ledger already has it (one task:
+each task run costs the Prefect server as much as a small file's stages)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from pathlib import Path
 
 import yaml
 
+from sluice import ledger
 from sluice import load as sink
 from sluice.contracts import FileRef
 from sluice.datasets import dataset_for, load_rules
@@ -37,8 +39,14 @@ def fingerprint(path: str, dataset: str | None = None) -> tuple[FileRef, bool]:
                 hint=f"fix {settings.datasets} (see README, Dataset rules); the file was kept "
                 "where it is and nothing was loaded",
             ) from exc
-    ref = FileRef(
-        path=str(file), file_id=file_id, dataset=name, size=size, rules_hash=rules.digest()
-    )
     with translating(file=path, stage="fingerprint"), sink.connect(settings.dsn()) as conn:
+        ref = FileRef(
+            path=str(file),
+            file_id=file_id,
+            dataset=name,
+            size=size,
+            rules_hash=rules.digest(),
+            sink=ledger.sink_id(conn, settings.schema_name),
+            rules=rules,
+        )
         return ref, sink.is_loaded(conn, file_id)

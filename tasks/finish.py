@@ -10,6 +10,7 @@ from prefect import get_run_logger
 
 from sluice import checkpoints, outbox, quarantine, staging
 from sluice import load as sink
+from sluice.checkpoints import Keys
 from sluice.contracts import FileRef
 from sluice.errors import SluiceError, translating
 from sluice.settings import get_settings
@@ -38,9 +39,11 @@ def restage(ref: FileRef) -> None:
 def cleanup(ref: FileRef) -> None:
     """The load committed: staged Parquet and the stage results that point at it can go."""
     r = _forget(ref)
-    checkpoints.remember_handled(r, ref.path, ref.file_id, ttl_s=get_settings().result_ttl_s)
+    keys = Keys(ref.sink)
+    checkpoints.remember_handled(r, keys, ref.path, ref.file_id, ttl_s=get_settings().result_ttl_s)
     checkpoints.set_status(
         r,
+        keys,
         ref.file_id,
         ttl_s=get_settings().result_ttl_s,
         status="loaded",
@@ -79,8 +82,10 @@ def quarantine_file(ref: FileRef, error: SluiceError, attempts: int = 1) -> str:
             },
         )
     r = checkpoints.client(settings.redis_url.get_secret_value())
+    keys = Keys(ref.sink)
     checkpoints.dead_letter(
         r,
+        keys,
         error,
         file_id=ref.file_id,
         path=ref.path,
@@ -90,6 +95,7 @@ def quarantine_file(ref: FileRef, error: SluiceError, attempts: int = 1) -> str:
     )
     checkpoints.set_status(
         r,
+        keys,
         ref.file_id,
         ttl_s=settings.result_ttl_s,
         status="quarantined",

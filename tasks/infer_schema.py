@@ -6,7 +6,6 @@ from prefect import get_run_logger
 
 from sluice import schema as stage
 from sluice.contracts import FileRef, InferredSchema, Staged
-from sluice.datasets import load_rules
 from sluice.errors import translating
 from sluice.settings import get_settings
 from tasks.policy import stage_task
@@ -16,7 +15,7 @@ from tasks.policy import stage_task
 def infer_schema(ref: FileRef, raw: Staged) -> InferredSchema:
     settings = get_settings()
     with translating(file=ref.path, stage="infer_schema"):
-        inferred = stage.infer(raw, load_rules(settings.datasets, ref.dataset), settings.batch_rows)
+        inferred = stage.infer(raw, ref.in_force, settings.batch_rows)
     if inferred.note:
         get_run_logger().warning("%s: %s", ref.path, inferred.note)
     return inferred

@@ -19,7 +19,6 @@ from prefect.concurrency.sync import concurrency
 
 from sluice import load as stage
 from sluice.contracts import FileRef, InferredSchema, LoadReport, Staged
-from sluice.datasets import load_rules
 from sluice.errors import translating
 from sluice.settings import get_settings
 from tasks.observe import notify
@@ -41,7 +40,7 @@ def load(ref: FileRef, ready: Staged, schema: InferredSchema) -> LoadReport:
             ref,
             ready,
             schema,
-            load_rules(settings.datasets, ref.dataset),
+            ref.in_force,
             schema_name=settings.schema_name,
             lock_timeout_s=settings.lock_timeout_s,
             batch_rows=settings.batch_rows,

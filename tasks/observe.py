@@ -193,14 +193,15 @@ class RunWatch:
 
 def refresh_backlog() -> None:
     """Dead-letter depth and outbox pending, read from Redis and PostgreSQL now."""
-    from sluice import checkpoints, outbox
+    from sluice import checkpoints, ledger, outbox
     from sluice import load as sink
 
     settings = get_settings()
-    with checkpoints.client(settings.redis_url.get_secret_value()) as r:
-        metrics.DEAD_LETTERS.set(r.xlen(checkpoints.DEAD_LETTERS))
     with sink.connect(settings.dsn()) as conn:
         metrics.OUTBOX_PENDING.set(outbox.pending(conn))
+        keys = ledger.keys(conn, settings.schema_name)
+    with checkpoints.client(settings.redis_url.get_secret_value()) as r:
+        metrics.DEAD_LETTERS.set(r.xlen(keys.dead))
 
 
 def summary(

@@ -1,9 +1,9 @@
 """Retry, cache and persistence policy shared by the stage tasks.
 
 Only `TransientError` is retried, with exponential backoff and jitter. A stage's result is
-persisted to Redis under a key made of the file's content hash, the stage, the stage's version
-and the dataset rules' hash, never the run id: any new run of the same file resumes after its
-last completed stage.
+persisted to Redis under a key made of the sink, the file's content hash, the stage, the
+stage's version and the dataset rules' hash, never the run id: any new run of the same file
+resumes after its last completed stage.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from prefect.tasks import exponential_backoff
 from prefect.transactions import IsolationLevel
 
 from blocks.results import RESULTS_SLUG, lock_manager
+from sluice.checkpoints import Keys
 from sluice.contracts import FileRef
 from sluice.errors import TransientError
 from sluice.settings import get_settings
@@ -32,7 +33,9 @@ R = TypeVar("R")
 
 
 def result_key(stage: str, version: int, ref: FileRef) -> str:
-    return f"sluice:result:{stage}:v{version}:{ref.file_id}:{ref.rules_hash}"
+    """The stage's cache key, in the Redis keys of the file's sink: a stage result computed for
+    one database is never reused for another that shares the Redis."""
+    return Keys(ref.sink).result(stage, version, ref.file_id, ref.rules_hash)
 
 
 def is_transient(_task: Task[..., Any], _run: TaskRun, state: State[Any]) -> bool:

@@ -9,7 +9,6 @@ from sluice import load as sink
 from sluice import profile as stage
 from sluice import profiles
 from sluice.contracts import FileRef, InferredSchema, Profile, Staged
-from sluice.datasets import load_rules
 from sluice.errors import translating
 from sluice.settings import get_settings
 from sluice.staging import stage_path
@@ -26,9 +25,8 @@ def artifact_key(kind: str, dataset: str) -> str:
 def profile(ref: FileRef, raw: Staged, schema: InferredSchema) -> Profile:
     settings = get_settings()
     with translating(file=ref.path, stage="profile"):
-        rules = load_rules(settings.datasets, ref.dataset)
         typed = stage_path(settings.staging, ref.file_id, "typed")
-        result = stage.run(raw, schema, rules, settings.batch_rows, typed)
+        result = stage.run(raw, schema, ref.in_force, settings.batch_rows, typed)
         with sink.connect(settings.dsn()) as conn:
             profiles.save(conn, ref, result)
     create_table_artifact(

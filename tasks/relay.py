@@ -1,4 +1,4 @@
-"""relay: outbox events to the Redis stream `sluice:events` and to Prefect events, each once.
+"""relay: outbox events to the sink's Redis stream (`Keys.events`) and to Prefect events, once.
 
 Each event is emitted to Prefect with the outbox's `event_id` as the event id, so an event sent
 again after a failed relay is one event in Prefect (its server keeps the first of an id).
@@ -12,7 +12,7 @@ from pathlib import PurePath
 from prefect import get_run_logger
 from prefect.events import emit_event
 
-from sluice import checkpoints, outbox
+from sluice import checkpoints, ledger, outbox
 from sluice import load as sink
 from sluice.errors import translating
 from sluice.settings import get_settings
@@ -47,10 +47,11 @@ def relay_events(limit: int = 500) -> int:
         checkpoints.client(settings.redis_url.get_secret_value()) as r,
         sink.connect(settings.dsn()) as conn,
     ):
+        keys = ledger.keys(conn, settings.schema_name)
         for _ in range(MAX_BATCHES):
-            count = outbox.relay(conn, r, limit=limit, publish=emit)
+            count = outbox.relay(conn, r, keys, limit=limit, publish=emit)
             total += count
             if count < limit:
                 break
-    get_run_logger().info("relayed %d outbox events to %s", total, outbox.STREAM)
+    get_run_logger().info("relayed %d outbox events to %s", total, keys.events)
     return total

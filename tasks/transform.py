@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from sluice import transform as stage
 from sluice.contracts import FileRef, InferredSchema, Staged
-from sluice.datasets import load_rules
 from sluice.errors import translating
 from sluice.settings import get_settings
 from tasks.policy import stage_task
@@ -14,5 +13,4 @@ from tasks.policy import stage_task
 def transform(ref: FileRef, enriched: Staged, schema: InferredSchema) -> Staged:
     settings = get_settings()
     with translating(file=ref.path, stage="transform"):
-        rules = load_rules(settings.datasets, ref.dataset)
-        return stage.run(ref, enriched, schema, rules, settings.staging, settings.batch_rows)
+        return stage.run(ref, enriched, schema, ref.in_force, settings.staging, settings.batch_rows)

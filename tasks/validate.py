@@ -11,7 +11,6 @@ from sluice import load as sink
 from sluice import profiles, reject, verdict
 from sluice import validate as stage
 from sluice.contracts import FileRef, InferredSchema, Profile, Staged, ValidationReport
-from sluice.datasets import load_rules
 from sluice.errors import translating
 from sluice.settings import get_settings
 from tasks.policy import stage_task
@@ -23,7 +22,7 @@ def validate(
     ref: FileRef, raw: Staged, schema: InferredSchema, profile: Profile | None = None
 ) -> ValidationReport:
     settings = get_settings()
-    rules = load_rules(settings.datasets, ref.dataset)
+    rules = ref.in_force
     report: ValidationReport | None = None
     try:
         with translating(file=ref.path, stage="validate"), sink.connect(settings.dsn()) as conn:

@@ -29,4 +29,4 @@ os.environ.update(
     PREFECT_SERVER_ANALYTICS_ENABLED="false",
 )
 
-pytest_plugins = ["tests.fix_services", "tests.fix_prefect", "tests.fix_stack"]
+pytest_plugins = ["tests.fix_services", "tests.fix_prefect", "tests.fix_stack", "tests.fix_browser"]

@@ -13,6 +13,8 @@ import pytest
 import redis
 from psycopg import sql
 
+from sluice import ledger
+from sluice.checkpoints import Keys
 from sluice.settings import Settings, get_settings
 from tests.conftest import ADMIN_DSN, TEST_DB
 
@@ -61,6 +63,12 @@ def redis_client(settings: Settings) -> Iterator[redis.Redis]:
     client.close()
 
 
+@pytest.fixture(scope="session")
+def sink_keys(database: str, settings: Settings) -> Keys:
+    """The Redis keys of the test database's sink (what the flows of this session write)."""
+    return ledger.keys_for(database, settings.schema_name)
+
+
 @pytest.fixture
 def db(database: str) -> Iterator[psycopg.Connection[tuple[object, ...]]]:
     with psycopg.connect(database, autocommit=True) as conn:
@@ -69,10 +77,13 @@ def db(database: str) -> Iterator[psycopg.Connection[tuple[object, ...]]]:
 
 @pytest.fixture
 def home(settings: Settings) -> Iterator[Path]:
-    """SLUICE_HOME emptied before each test (inbox, staging, quarantine)."""
+    """SLUICE_HOME emptied before each test (inbox, staging, quarantine, the demo's home), and no
+    rules: neither datasets.yaml nor suites by name beside it (expectations/)."""
     for name in ("inbox", "staging", "quarantine"):
         shutil.rmtree(settings.home / name, ignore_errors=True)
         (settings.home / name).mkdir(parents=True)
+    shutil.rmtree(settings.home / "demo", ignore_errors=True)
+    shutil.rmtree(settings.datasets.parent / "expectations", ignore_errors=True)
     settings.datasets.unlink(missing_ok=True)
     yield settings.home
 

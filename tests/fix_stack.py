@@ -43,10 +43,11 @@ class Stack:
     env: dict[str, str] = field(default_factory=dict)
 
     def services(self, *args: str) -> None:
-        """`scripts/services.sh ARGS` on this stack's home and ports."""
+        """`scripts/services.sh ARGS` on this stack's home and ports, as a person's shell runs
+        it: without PREFECT_API_URL (the server must not need a client setting to be whole)."""
         subprocess.run(
             ["bash", str(REPO / "scripts" / "services.sh"), *args],
-            env=self.env,
+            env={k: v for k, v in self.env.items() if k != "PREFECT_API_URL"},
             check=True,
             stdout=subprocess.DEVNULL,
         )
@@ -70,6 +71,13 @@ class Stack:
 
     def connect(self) -> psycopg.Connection[tuple[Any, ...]]:
         return psycopg.connect(self.env["SLUICE_DATABASE_URL"], autocommit=True)
+
+    def keys(self) -> Any:
+        """The Redis keys of this stack's sink (`checkpoints.Keys`)."""
+        from sluice import ledger
+
+        with self.connect() as conn:
+            return ledger.keys(conn, self.env.get("SLUICE_SCHEMA", "public"))
 
     def redis(self) -> redis.Redis:
         return redis.Redis.from_url(self.env["SLUICE_REDIS_URL"], socket_connect_timeout=2)

@@ -12,7 +12,8 @@ import redis
 
 from blocks.results import stage_lock_name
 from sluice import checkpoints
-from sluice.locks import FileLock, lock_key
+from sluice.checkpoints import Keys
+from sluice.locks import FileLock
 from sluice.read import fingerprint
 from sluice.settings import Settings
 from tasks.policy import CACHED_STAGES, result_key
@@ -23,13 +24,13 @@ pytestmark = [pytest.mark.services, pytest.mark.flow]
 
 
 def test_a_run_waits_for_the_run_holding_its_file_then_ends_duplicate(
-    ingest: Any, db: Any, home: Path, redis_client: redis.Redis
+    ingest: Any, db: Any, home: Path, redis_client: redis.Redis, sink_keys: Keys
 ) -> None:
     """A second run of a file finds the lock held, waits, and ends `duplicate` once it is free."""
     path = weather_csv(home / "inbox" / "held" / "a.csv", rows=100)
     assert ingest(path).is_completed()
     file_id, _ = fingerprint(path)
-    other = FileLock(redis_client, file_id, lease_s=5)
+    other = FileLock(redis_client, sink_keys.lock(file_id), lease_s=5)
     assert other.acquire(wait_s=0)  # "another run" is working on the file
     threading.Timer(1.5, other.release).start()
 
@@ -43,14 +44,18 @@ def test_a_run_waits_for_the_run_holding_its_file_then_ends_duplicate(
 
 
 def test_a_run_that_cannot_get_its_file_fails_transiently_and_keeps_the_file(
-    ingest: Any, home: Path, redis_client: redis.Redis, monkeypatch: pytest.MonkeyPatch
+    ingest: Any,
+    home: Path,
+    redis_client: redis.Redis,
+    sink_keys: Keys,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from sluice.settings import get_settings
 
     monkeypatch.setattr(get_settings(), "file_wait_s", 0.5)
     path = weather_csv(home / "inbox" / "busy" / "a.csv", rows=50)
     file_id, _ = fingerprint(path)
-    other = FileLock(redis_client, file_id, lease_s=30)
+    other = FileLock(redis_client, sink_keys.lock(file_id), lease_s=30)
     assert other.acquire(wait_s=0)
     try:
         state = ingest(path)
@@ -61,14 +66,18 @@ def test_a_run_that_cannot_get_its_file_fails_transiently_and_keeps_the_file(
     message = str(state.result(raise_on_failure=False))
     assert "another run" in message and other.token in message
     assert path.exists()  # not quarantined
-    assert redis_client.xlen(checkpoints.DEAD_LETTERS) == 0 or all(
-        e[1][b"file_id"].decode() != file_id
-        for e in redis_client.xrange(checkpoints.DEAD_LETTERS)
+    assert redis_client.xlen(sink_keys.dead) == 0 or all(
+        e[1][b"file_id"].decode() != file_id for e in redis_client.xrange(sink_keys.dead)
     )
 
 
 def test_stage_locks_left_by_a_killed_run_do_not_block_the_next_run(
-    ingest: Any, db: Any, home: Path, redis_client: redis.Redis, settings: Settings
+    ingest: Any,
+    db: Any,
+    home: Path,
+    redis_client: redis.Redis,
+    settings: Settings,
+    sink_keys: Keys,
 ) -> None:
     """prefect-redis stage locks with no expiry (a run SIGKILLed mid-stage) are cleared on claim."""
     path = weather_csv(home / "inbox" / "orphan" / "a.csv", rows=80)
@@ -82,6 +91,7 @@ def test_stage_locks_left_by_a_killed_run_do_not_block_the_next_run(
         dataset="orphan",
         size=path.stat().st_size,
         rules_hash=load_rules(settings.datasets, "orphan").digest(),
+        sink=sink_keys.sink,
     )
     for stage, version in CACHED_STAGES.items():  # a dead holder's locks, never to expire
         redis_client.set(stage_lock_name(result_key(stage, version, ref)), "dead-holder")
@@ -90,22 +100,22 @@ def test_stage_locks_left_by_a_killed_run_do_not_block_the_next_run(
 
     assert state.is_completed(), state.message
     assert count_rows(db, "orphan") == 80
-    assert redis_client.exists(lock_key(file_id)) == 0  # released at the end of the run
+    assert redis_client.exists(sink_keys.lock(file_id)) == 0  # released at the end of the run
     for stage, version in CACHED_STAGES.items():
         assert redis_client.exists(stage_lock_name(result_key(stage, version, ref))) == 0
 
 
 def test_each_run_of_a_file_is_counted_in_its_status(
-    ingest: Any, home: Path, redis_client: redis.Redis
+    ingest: Any, home: Path, redis_client: redis.Redis, sink_keys: Keys
 ) -> None:
     path = weather_csv(home / "inbox" / "counted" / "a.csv", rows=20)
     file_id, _ = fingerprint(path)
     ingest(path)
     ingest(path)
-    status = checkpoints.status_of(redis_client, file_id)
+    status = checkpoints.status_of(redis_client, sink_keys, file_id)
     assert status["runs"] == "2"
     assert status["status"] == "loaded"
-    assert 0 < redis_client.ttl(checkpoints.file_key(file_id)) <= settings_ttl()
+    assert 0 < redis_client.ttl(sink_keys.file(file_id)) <= settings_ttl()
 
 
 def settings_ttl() -> int:

@@ -16,7 +16,8 @@ import redis
 from psycopg import sql
 from typer.testing import CliRunner
 
-from sluice import checkpoints, dlq
+from sluice import checkpoints, dlq, ledger
+from sluice.checkpoints import Keys
 from sluice.cli import app
 from sluice.settings import get_settings
 from tests.data import weather_csv
@@ -50,8 +51,10 @@ def _quarantine(ingest: Any, path: Path, text: str | None = None) -> dlq.Letter:
 
 
 def _only_letter(dataset: str) -> dlq.Letter:
-    with checkpoints.client(get_settings().redis_url.get_secret_value()) as r:
-        [letter] = dlq.letters(r, dataset=dataset, history=True)
+    settings = get_settings()
+    keys = ledger.keys_for(settings.dsn(), settings.schema_name)
+    with checkpoints.client(settings.redis_url.get_secret_value()) as r:
+        [letter] = dlq.letters(r, keys, dataset=dataset, history=True)
     return letter
 
 
@@ -67,7 +70,10 @@ def _rows(db: psycopg.Connection[Any], dataset: str) -> int:
 
 
 def test_a_quarantined_file_is_listed_and_found_by_letter_or_file_id(
-    ingest: Any, home: Path, redis_client: redis.Redis
+    ingest: Any,
+    home: Path,
+    redis_client: redis.Redis,
+    sink_keys: Keys,
 ) -> None:
     bad = home / "inbox" / "dlqlist" / "ragged.csv"
 
@@ -83,12 +89,17 @@ def test_a_quarantined_file_is_listed_and_found_by_letter_or_file_id(
     assert "line 3 has 3 fields" in letter.message and letter.hint
     assert Path(letter.quarantined).parent == home / "quarantine" / "dlqlist"
     assert Path(letter.quarantined).read_text() == ragged("dlqlist")
-    assert dlq.find(redis_client, letter.id) == letter
-    assert dlq.find(redis_client, letter.file_id[:10]) == letter
+    assert dlq.find(redis_client, sink_keys, letter.id) == letter
+    assert dlq.find(redis_client, sink_keys, letter.file_id[:10]) == letter
 
 
 def test_replay_after_the_rule_was_fixed_loads_the_file_once_and_clears_the_letter(
-    ingest: Any, replay: Any, db: Any, home: Path, redis_client: redis.Redis
+    ingest: Any,
+    replay: Any,
+    db: Any,
+    home: Path,
+    redis_client: redis.Redis,
+    sink_keys: Keys,
 ) -> None:
     _duplicate_key_rule(home, "dlqfix", "station_id")  # five stations: the key repeats
     path = weather_csv(home / "inbox" / "dlqfix" / "day.csv", rows=50)
@@ -101,7 +112,7 @@ def test_replay_after_the_rule_was_fixed_loads_the_file_once_and_clears_the_lett
 
     assert (done.outcome, done.rows, done.letter, done.file) == ("loaded", 50, letter.id, str(path))
     assert _rows(db, "dlqfix") == 50
-    assert dlq.letters(redis_client, dataset="dlqfix", history=True) == []
+    assert dlq.letters(redis_client, sink_keys, dataset="dlqfix", history=True) == []
     assert not Path(letter.quarantined).exists()
     assert path.exists()
     assert replay(all=True, dataset="dlqfix") == []  # nothing left to replay
@@ -126,7 +137,12 @@ def test_replaying_a_still_bad_file_leaves_one_new_letter_and_the_file_in_quaran
 
 
 def test_a_file_quarantined_twice_lists_once_and_replay_clears_both_letters(
-    ingest: Any, replay: Any, db: Any, home: Path, redis_client: redis.Redis
+    ingest: Any,
+    replay: Any,
+    db: Any,
+    home: Path,
+    redis_client: redis.Redis,
+    sink_keys: Keys,
 ) -> None:
     path = home / "inbox" / "dlqtwice" / "k.csv"
     _duplicate_key_rule(home, "dlqtwice", "k")
@@ -135,15 +151,15 @@ def test_a_file_quarantined_twice_lists_once_and_replay_clears_both_letters(
     path.write_text(text)  # the same bytes arrive again
     assert ingest(path).is_failed()
 
-    history = dlq.letters(redis_client, dataset="dlqtwice", history=True)
+    history = dlq.letters(redis_client, sink_keys, dataset="dlqtwice", history=True)
     assert len(history) == 2 and history[0] == first
-    assert dlq.letters(redis_client, dataset="dlqtwice") == [history[1]]
+    assert dlq.letters(redis_client, sink_keys, dataset="dlqtwice") == [history[1]]
     (home / "datasets.yaml").unlink()  # the fix: no key rule
 
     [done] = replay(all=True, dataset="dlqtwice")
 
     assert done.outcome == "loaded" and done.letter == history[1].id
-    assert dlq.letters(redis_client, dataset="dlqtwice", history=True) == []
+    assert dlq.letters(redis_client, sink_keys, dataset="dlqtwice", history=True) == []
     assert _rows(db, "dlqtwice") == 2
 
 
@@ -247,12 +263,16 @@ def test_cli_refuses_unclear_requests(cli: CliRunner, redis_client: redis.Redis)
 
 
 def test_cli_drop_deletes_the_letter_and_keeps_the_file(
-    cli: CliRunner, ingest: Any, home: Path, redis_client: redis.Redis
+    cli: CliRunner,
+    ingest: Any,
+    home: Path,
+    redis_client: redis.Redis,
+    sink_keys: Keys,
 ) -> None:
     letter = _quarantine(ingest, home / "inbox" / "dlqdrop" / "ragged.csv")
 
     dropped = cli.invoke(app, ["dlq", "drop", letter.id])
 
     assert dropped.exit_code == 0, dropped.output
-    assert dlq.letters(redis_client, dataset="dlqdrop", history=True) == []
+    assert dlq.letters(redis_client, sink_keys, dataset="dlqdrop", history=True) == []
     assert Path(letter.quarantined).read_text() == ragged("dlqdrop")

@@ -11,7 +11,7 @@ import redis
 import yaml
 from psycopg import sql
 
-from sluice.checkpoints import DEAD_LETTERS
+from sluice.checkpoints import Keys
 from sluice.settings import Settings
 from tests.fixtures.formats import CASES, Case
 
@@ -70,6 +70,7 @@ def test_bad_file_is_quarantined_with_a_clear_reason(
     home: Path,
     settings: Settings,
     redis_client: redis.Redis,
+    sink_keys: Keys,
 ) -> None:
     path = _place(case, home, settings)
 
@@ -83,6 +84,6 @@ def test_bad_file_is_quarantined_with_a_clear_reason(
     assert not path.exists()
     [kept] = (home / "quarantine" / case.dataset).iterdir()
     assert kept.read_bytes() == case.build()
-    letter = {k.decode(): v.decode() for k, v in redis_client.xrange(DEAD_LETTERS)[-1][1].items()}
+    letter = {k.decode(): v.decode() for k, v in redis_client.xrange(sink_keys.dead)[-1][1].items()}
     assert (letter["dataset"], letter["stage"]) == (case.dataset, case.stage)
     assert db.execute("SELECT to_regclass(%s)", (f"public.{case.dataset}",)).fetchone() == (None,)

@@ -11,7 +11,7 @@ import pytest
 import redis
 from psycopg import sql
 
-from sluice.checkpoints import DEAD_LETTERS
+from sluice.checkpoints import Keys
 from sluice.settings import Settings
 from tests.data import START, weather_csv
 from tests.fix_prefect import task_states
@@ -172,7 +172,11 @@ def test_a_resumed_run_whose_staging_is_gone_stages_the_file_again(
 
 
 def test_a_malformed_file_is_quarantined_with_a_dead_letter(
-    ingest: Any, db: Any, home: Path, redis_client: redis.Redis
+    ingest: Any,
+    db: Any,
+    home: Path,
+    redis_client: redis.Redis,
+    sink_keys: Keys,
 ) -> None:
     bad = home / "inbox" / "broken" / "ragged.csv"
     bad.parent.mkdir(parents=True)
@@ -186,7 +190,7 @@ def test_a_malformed_file_is_quarantined_with_a_dead_letter(
     assert not bad.exists()
     kept = list((home / "quarantine" / "broken").iterdir())
     assert [p.name.split("-", 1)[1] for p in kept] == ["ragged.csv"]
-    letters = redis_client.xrange(DEAD_LETTERS)
+    letters = redis_client.xrange(sink_keys.dead)
     fields = {k.decode(): v.decode() for k, v in letters[-1][1].items()}
     assert (fields["stage"], fields["error"], fields["dataset"]) == (
         "read",

@@ -12,6 +12,7 @@ import pytest
 import redis
 
 from sluice import janitor
+from sluice.checkpoints import Keys
 from sluice.load import ensure_catalog
 from sluice.locks import FileLock
 from sluice.settings import Settings
@@ -44,6 +45,7 @@ def test_sweep_removes_leftovers_of_dead_runs_and_keeps_live_work(
     redis_client: redis.Redis,
     settings: Settings,
     home: Path,
+    sink_keys: Keys,
 ) -> None:
     staging = settings.staging
     ids = {name: uuid.uuid4().hex for name in ("loaded", "held", "old", "young", "held_old")}
@@ -53,14 +55,16 @@ def test_sweep_removes_leftovers_of_dead_runs_and_keeps_live_work(
     _ledger(db, ids["held"])  # loaded, but a run holds it: not ours to touch
     old = _staged(staging, ids["old"], age_s=10 * DAY)
     young = _staged(staging, ids["young"], age_s=60)
-    lock = FileLock(redis_client, ids["held"], lease_s=30)
+    lock = FileLock(redis_client, sink_keys.lock(ids["held"]), lease_s=30)
     assert lock.acquire(wait_s=0)
-    orphan_lock = f"lock:sluice:result:read:v1:{ids['old']}:rules"
-    live_lock = f"lock:sluice:result:read:v1:{ids['held']}:rules"
+    orphan_lock = "lock:" + sink_keys.result("read", 1, ids["old"], "rules")
+    live_lock = "lock:" + sink_keys.result("read", 1, ids["held"], "rules")
+    other_sink = "lock:" + Keys("othersink").result("read", 1, ids["old"], "rules")
+    redis_client.set(other_sink, "another-sink-s-holder")
     redis_client.set(orphan_lock, "dead-holder")
     redis_client.set(live_lock, "live-holder")
     try:
-        swept = janitor.sweep(staging, db, redis_client, max_age_s=7 * DAY)
+        swept = janitor.sweep(staging, db, redis_client, sink_keys, max_age_s=7 * DAY)
     finally:
         lock.release()
 
@@ -72,13 +76,17 @@ def test_sweep_removes_leftovers_of_dead_runs_and_keeps_live_work(
     assert swept.locks_removed == 1
     assert redis_client.exists(orphan_lock) == 0
     assert redis_client.get(live_lock) == b"live-holder"
-    redis_client.delete(live_lock)
+    assert redis_client.get(other_sink) == b"another-sink-s-holder"  # not this sink's to judge
+    redis_client.delete(live_lock, other_sink)
 
 
 def test_sweep_of_an_empty_or_missing_staging_area_removes_nothing(
-    db: psycopg.Connection[tuple[object, ...]], redis_client: redis.Redis, tmp_path: Path
+    db: psycopg.Connection[tuple[object, ...]],
+    redis_client: redis.Redis,
+    tmp_path: Path,
+    sink_keys: Keys,
 ) -> None:
-    swept = janitor.sweep(tmp_path / "nothing", db, redis_client, max_age_s=DAY)
+    swept = janitor.sweep(tmp_path / "nothing", db, redis_client, sink_keys, max_age_s=DAY)
     assert swept == janitor.Swept((), 0, 0, 0)
 
 

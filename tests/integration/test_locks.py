@@ -10,13 +10,20 @@ import time
 
 import redis
 
-from sluice.locks import FileLock, lock_key
+from sluice.checkpoints import Keys
+from sluice.locks import FileLock
 from sluice.settings import Settings
+
+KEYS = Keys("locktest")
+
+
+def lock_key(name: str) -> str:
+    return KEYS.lock(name)
 
 
 def test_a_held_lock_excludes_a_second_holder_until_released(redis_client: redis.Redis) -> None:
-    first = FileLock(redis_client, "f-exclusive", lease_s=5)
-    second = FileLock(redis_client, "f-exclusive", lease_s=5)
+    first = FileLock(redis_client, lock_key("f-exclusive"), lease_s=5)
+    second = FileLock(redis_client, lock_key("f-exclusive"), lease_s=5)
     assert first.acquire(wait_s=0)
     try:
         assert not second.acquire(wait_s=0.3)
@@ -29,11 +36,11 @@ def test_a_held_lock_excludes_a_second_holder_until_released(redis_client: redis
 
 
 def test_a_waiting_run_gets_the_lock_when_the_holder_releases(redis_client: redis.Redis) -> None:
-    holder = FileLock(redis_client, "f-wait", lease_s=5)
+    holder = FileLock(redis_client, lock_key("f-wait"), lease_s=5)
     assert holder.acquire(wait_s=0)
     told: list[str] = []
     threading.Timer(0.5, holder.release).start()
-    waiter = FileLock(redis_client, "f-wait", lease_s=5)
+    waiter = FileLock(redis_client, lock_key("f-wait"), lease_s=5)
     started = time.monotonic()
     assert waiter.acquire(wait_s=5, poll_s=0.05, waiting=told.append)
     waited = time.monotonic() - started
@@ -43,7 +50,7 @@ def test_a_waiting_run_gets_the_lock_when_the_holder_releases(redis_client: redi
 
 
 def test_the_heartbeat_keeps_the_lock_past_its_lease(redis_client: redis.Redis) -> None:
-    lock = FileLock(redis_client, "f-beat", lease_s=0.6)
+    lock = FileLock(redis_client, lock_key("f-beat"), lease_s=0.6)
     assert lock.acquire(wait_s=0)
     try:
         time.sleep(2.0)  # more than three leases
@@ -63,7 +70,7 @@ def test_the_lock_of_a_killed_holder_expires_with_its_lease(
         from sluice import checkpoints
         from sluice.locks import FileLock
         lock = FileLock(checkpoints.client({settings.redis_url.get_secret_value()!r}),
-                        "f-killed", lease_s=1.5)
+                        {lock_key("f-killed")!r}, lease_s=1.5)
         assert lock.acquire(wait_s=0)
         os.kill(os.getpid(), signal.SIGKILL)
         """
@@ -71,7 +78,7 @@ def test_the_lock_of_a_killed_holder_expires_with_its_lease(
     died = subprocess.run([sys.executable, "-c", script], check=False)
     assert died.returncode == -9
     assert redis_client.exists(lock_key("f-killed")) == 1
-    successor = FileLock(redis_client, "f-killed", lease_s=5)
+    successor = FileLock(redis_client, lock_key("f-killed"), lease_s=5)
     started = time.monotonic()
     assert successor.acquire(wait_s=10, poll_s=0.05)
     successor.release()
@@ -79,11 +86,11 @@ def test_the_lock_of_a_killed_holder_expires_with_its_lease(
 
 
 def test_release_never_deletes_another_owners_lock(redis_client: redis.Redis) -> None:
-    stale = FileLock(redis_client, "f-owner", lease_s=5)
+    stale = FileLock(redis_client, lock_key("f-owner"), lease_s=5)
     assert stale.acquire(wait_s=0)
     stale._stop.set()  # its heartbeat stops, as if the process hung
     redis_client.delete(lock_key("f-owner"))  # its lease ran out
-    current = FileLock(redis_client, "f-owner", lease_s=5)
+    current = FileLock(redis_client, lock_key("f-owner"), lease_s=5)
     assert current.acquire(wait_s=0)
     stale.release()
     assert current.holder() == current.token
@@ -92,7 +99,7 @@ def test_release_never_deletes_another_owners_lock(redis_client: redis.Redis) ->
 
 
 def test_a_lock_that_vanished_is_taken_again_on_renewal(redis_client: redis.Redis) -> None:
-    lock = FileLock(redis_client, "f-vanished", lease_s=0.6)
+    lock = FileLock(redis_client, lock_key("f-vanished"), lease_s=0.6)
     assert lock.acquire(wait_s=0)
     try:
         redis_client.delete(lock_key("f-vanished"))  # e.g. Redis restarted without persistence
@@ -104,7 +111,7 @@ def test_a_lock_that_vanished_is_taken_again_on_renewal(redis_client: redis.Redi
 
 
 def test_a_lock_taken_over_by_another_owner_is_reported_lost(redis_client: redis.Redis) -> None:
-    lock = FileLock(redis_client, "f-lost", lease_s=0.6)
+    lock = FileLock(redis_client, lock_key("f-lost"), lease_s=0.6)
     assert lock.acquire(wait_s=0)
     redis_client.set(lock_key("f-lost"), "someone-else", px=5000)
     time.sleep(0.6)

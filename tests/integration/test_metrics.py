@@ -14,7 +14,8 @@ import pytest
 import redis
 from prometheus_client.parser import text_string_to_metric_families
 
-from sluice import checkpoints, metrics
+from sluice import metrics
+from sluice.checkpoints import Keys
 from sluice.settings import Settings
 from tests.data import weather_csv
 
@@ -81,7 +82,11 @@ def test_a_loaded_file_moves_its_counters_by_its_rows_and_bytes(
 
 
 def test_a_duplicate_and_a_quarantined_file_are_counted_apart(
-    ingest: Any, home: Path, scrape: Any, redis_client: redis.Redis
+    ingest: Any,
+    home: Path,
+    scrape: Any,
+    redis_client: redis.Redis,
+    sink_keys: Keys,
 ) -> None:
     good = weather_csv(home / "inbox" / "metricsbad" / "a.csv", rows=20)
     bad = home / "inbox" / "metricsbad" / "ragged.csv"
@@ -99,7 +104,7 @@ def test_a_duplicate_and_a_quarantined_file_are_counted_apart(
     }
     assert moved == {"loaded": 0, "duplicate": 1, "quarantined": 1}
     assert _moved(before, after, "sluice_rows_total", dataset="metricsbad") == 0
-    assert after[("sluice_dead_letters", ())] == redis_client.xlen(checkpoints.DEAD_LETTERS) >= 1
+    assert after[("sluice_dead_letters", ())] == redis_client.xlen(sink_keys.dead) >= 1
 
 
 def _run_details(flow_run_id: Any) -> tuple[list[str], dict[str, Any]]:
@@ -137,9 +142,7 @@ def _run_logs(flow_run_id: Any) -> list[str]:
     return asyncio.run(read())
 
 
-def test_each_stage_logs_one_line_with_the_file_id_and_its_seconds(
-    ingest: Any, home: Path
-) -> None:
+def test_each_stage_logs_one_line_with_the_file_id_and_its_seconds(ingest: Any, home: Path) -> None:
     from sluice.read import fingerprint
 
     path = weather_csv(home / "inbox" / "logged" / "a.csv", rows=60)

@@ -14,6 +14,7 @@ import pytest
 import redis
 
 from sluice import enrich, load, outbox, read, schema, transform
+from sluice.checkpoints import Keys
 from sluice.contracts import FileRef, LoadReport
 from sluice.datasets import DatasetRules
 from sluice.errors import TransientError
@@ -25,11 +26,11 @@ Conn = psycopg.Connection[Any]
 
 
 @pytest.fixture
-def clean(db: Conn, redis_client: redis.Redis) -> Iterator[None]:
+def clean(db: Conn, redis_client: redis.Redis, sink_keys: Keys) -> Iterator[None]:
     """An empty outbox and no stream or sent keys: each test counts its own events."""
     load.ensure_catalog(db)
     db.execute("DELETE FROM sluice.outbox")
-    redis_client.delete(outbox.STREAM, *redis_client.scan_iter("sluice:outbox:sent:*"))
+    redis_client.delete(sink_keys.events, *redis_client.scan_iter(sink_keys.sent("*")))
     yield
 
 
@@ -73,10 +74,10 @@ def _record(db: Conn, n: int, dataset: str = "relayed") -> list[int]:
     ]
 
 
-def _stream(r: redis.Redis) -> list[tuple[str, dict[str, str]]]:
+def _stream(r: redis.Redis, keys: Keys) -> list[tuple[str, dict[str, str]]]:
     return [
         (entry.decode(), {k.decode(): v.decode() for k, v in fields.items()})
-        for entry, fields in r.xrange(outbox.STREAM)
+        for entry, fields in r.xrange(keys.events)
     ]
 
 
@@ -192,16 +193,19 @@ def test_record_commits_on_its_own(db: Conn, clean: None, database: str) -> None
 
 
 def test_relay_publishes_each_event_once_in_order_and_marks_it_delivered(
-    db: Conn, clean: None, redis_client: redis.Redis
+    db: Conn,
+    clean: None,
+    redis_client: redis.Redis,
+    sink_keys: Keys,
 ) -> None:
     ids = _record(db, 3)
     published: list[outbox.OutboxEvent] = []
 
-    relayed = outbox.relay(db, redis_client, publish=published.append)
-    again = outbox.relay(db, redis_client, publish=published.append)
+    relayed = outbox.relay(db, redis_client, sink_keys, publish=published.append)
+    again = outbox.relay(db, redis_client, sink_keys, publish=published.append)
 
     assert (relayed, again, outbox.pending(db)) == (3, 0, 0)
-    entries = _stream(redis_client)
+    entries = _stream(redis_client, sink_keys)
     assert [int(fields["outbox_id"]) for _, fields in entries] == ids
     assert [e.id for e in published] == ids
     first = entries[0][1]
@@ -214,30 +218,35 @@ def test_relay_publishes_each_event_once_in_order_and_marks_it_delivered(
     assert '"reason": "bad bytes"' in first["payload"]
     marks = db.execute("SELECT id, stream_id FROM sluice.outbox ORDER BY id").fetchall()
     assert marks == [(int(fields["outbox_id"]), entry) for entry, fields in entries]
-    ttl = redis_client.ttl(outbox.sent_key(published[0]))
+    ttl = redis_client.ttl(sink_keys.sent(published[0].event_id))
     assert 0 < ttl <= outbox.SENT_TTL_S
 
 
-def test_relay_takes_at_most_limit_events(db: Conn, clean: None, redis_client: redis.Redis) -> None:
+def test_relay_takes_at_most_limit_events(
+    db: Conn, clean: None, redis_client: redis.Redis, sink_keys: Keys
+) -> None:
     ids = _record(db, 5)
 
-    assert outbox.relay(db, redis_client, limit=2) == 2
+    assert outbox.relay(db, redis_client, sink_keys, limit=2) == 2
     assert _undelivered(db) == ids[2:]
 
 
 def test_a_relay_that_died_after_xadd_does_not_publish_twice(
-    db: Conn, clean: None, redis_client: redis.Redis
+    db: Conn,
+    clean: None,
+    redis_client: redis.Redis,
+    sink_keys: Keys,
 ) -> None:
     [event_id] = _record(db, 1)
     with db.transaction():  # a relay appends, then dies before its UPDATE
         [event] = outbox.claim(db, 10)
-        crashed_entry = outbox.xadd_once(redis_client, event)
+        crashed_entry = outbox.xadd_once(redis_client, sink_keys, event)
     assert _undelivered(db) == [event_id]
     published: list[outbox.OutboxEvent] = []
 
-    assert outbox.relay(db, redis_client, publish=published.append) == 1
+    assert outbox.relay(db, redis_client, sink_keys, publish=published.append) == 1
 
-    entries = _stream(redis_client)
+    entries = _stream(redis_client, sink_keys)
     assert [entry for entry, _ in entries] == [crashed_entry]
     assert [e.event_id for e in published] == [event.event_id]  # idempotent on event_id
     row = db.execute("SELECT stream_id FROM sluice.outbox WHERE id = %s", (event_id,)).fetchone()
@@ -249,7 +258,10 @@ class _Crash(BaseException):
 
 
 def test_a_relay_killed_in_its_batch_leaves_the_rest_for_the_next(
-    db: Conn, clean: None, redis_client: redis.Redis
+    db: Conn,
+    clean: None,
+    redis_client: redis.Redis,
+    sink_keys: Keys,
 ) -> None:
     ids = _record(db, 3)
 
@@ -258,15 +270,18 @@ def test_a_relay_killed_in_its_batch_leaves_the_rest_for_the_next(
             raise _Crash
 
     with pytest.raises(_Crash):
-        outbox.relay(db, redis_client, publish=die_at_second)
+        outbox.relay(db, redis_client, sink_keys, publish=die_at_second)
     assert _undelivered(db) == ids  # the transaction never committed
 
-    assert outbox.relay(db, redis_client) == 3
-    assert [int(f["outbox_id"]) for _, f in _stream(redis_client)] == ids  # each once
+    assert outbox.relay(db, redis_client, sink_keys) == 3
+    assert [int(f["outbox_id"]) for _, f in _stream(redis_client, sink_keys)] == ids  # each once
 
 
 def test_a_failed_publish_keeps_what_was_delivered_before_it(
-    db: Conn, clean: None, redis_client: redis.Redis
+    db: Conn,
+    clean: None,
+    redis_client: redis.Redis,
+    sink_keys: Keys,
 ) -> None:
     ids = _record(db, 3)
 
@@ -275,17 +290,22 @@ def test_a_failed_publish_keeps_what_was_delivered_before_it(
             raise ConnectionError("Prefect API down")
 
     with pytest.raises(Exception, match="Prefect API down"):
-        outbox.relay(db, redis_client, publish=fail_at_second)
+        outbox.relay(db, redis_client, sink_keys, publish=fail_at_second)
 
     assert _undelivered(db) == ids[1:]
     published: list[int] = []
-    assert outbox.relay(db, redis_client, publish=lambda e: published.append(e.id)) == 2
+    assert outbox.relay(db, redis_client, sink_keys, publish=lambda e: published.append(e.id)) == 2
     assert published == ids[1:]
-    assert [int(f["outbox_id"]) for _, f in _stream(redis_client)] == ids
+    assert [int(f["outbox_id"]) for _, f in _stream(redis_client, sink_keys)] == ids
 
 
 def test_concurrent_relays_publish_each_event_exactly_once(
-    db: Conn, clean: None, database: str, settings: Settings, redis_client: redis.Redis
+    db: Conn,
+    clean: None,
+    database: str,
+    settings: Settings,
+    redis_client: redis.Redis,
+    sink_keys: Keys,
 ) -> None:
     ids = _record(db, 200)
     published: list[int] = []
@@ -296,7 +316,9 @@ def test_concurrent_relays_publish_each_event_exactly_once(
         with psycopg.connect(database, autocommit=True) as conn, redis.Redis.from_url(url) as r:
             start.wait()
             total = 0
-            while count := outbox.relay(conn, r, limit=7, publish=lambda e: published.append(e.id)):
+            while count := outbox.relay(
+                conn, r, sink_keys, limit=7, publish=lambda e: published.append(e.id)
+            ):
                 total += count
             return total
 
@@ -305,29 +327,36 @@ def test_concurrent_relays_publish_each_event_exactly_once(
 
     assert sum(counts) == 200
     assert sorted(published) == ids
-    entries = _stream(redis_client)
+    entries = _stream(redis_client, sink_keys)
     assert sorted(int(f["outbox_id"]) for _, f in entries) == ids
     assert outbox.pending(db) == 0
 
 
 def test_redis_down_leaves_events_undelivered_until_a_later_relay(
-    db: Conn, clean: None, redis_client: redis.Redis
+    db: Conn,
+    clean: None,
+    redis_client: redis.Redis,
+    sink_keys: Keys,
 ) -> None:
     ids = _record(db, 2)
     down = redis.Redis(host="127.0.0.1", port=9, socket_connect_timeout=1)
 
     with pytest.raises(TransientError, match="Redis unavailable"):
-        outbox.relay(db, down)
+        outbox.relay(db, down, sink_keys)
 
     assert _undelivered(db) == ids
-    assert outbox.relay(db, redis_client) == 2
+    assert outbox.relay(db, redis_client, sink_keys) == 2
     assert _undelivered(db) == []
-    assert len(_stream(redis_client)) == 2
+    assert len(_stream(redis_client, sink_keys)) == 2
 
 
 @pytest.mark.flow
 def test_relay_outbox_flow_delivers_to_the_stream_and_prefect(
-    prefect_api: None, db: Conn, clean: None, redis_client: redis.Redis
+    prefect_api: None,
+    db: Conn,
+    clean: None,
+    redis_client: redis.Redis,
+    sink_keys: Keys,
 ) -> None:
     from prefect.events.filters import EventFilter, EventNameFilter, EventResourceFilter
     from prefect.events.worker import EventsWorker
@@ -342,7 +371,7 @@ def test_relay_outbox_flow_delivers_to_the_stream_and_prefect(
     assert state.is_completed(), state.message
     assert state.result() == 3
     assert _undelivered(db) == []
-    assert [int(f["outbox_id"]) for _, f in _stream(redis_client)] == ids
+    assert [int(f["outbox_id"]) for _, f in _stream(redis_client, sink_keys)] == ids
     with db.transaction(force_rollback=True):
         db.execute("UPDATE sluice.outbox SET delivered_at = NULL WHERE id = %s", (ids[0],))
         [first] = outbox.claim(db, 1)

@@ -233,7 +233,7 @@ def test_row_level_mode_splits_the_rows_exactly_between_table_and_quarantine_fil
     assert "mode `rows`" in summary and "3 rows quarantined" in summary
 
 
-def test_suite_init_writes_a_suite_that_passes_its_file_and_catches_a_bad_one(
+def test_suite_init_writes_a_suite_that_applies_at_once_passes_its_file_and_catches_a_bad_one(
     ingest: Any, db: Any, home: Path, settings: Settings
 ) -> None:
     sample = _readings(home / "samples" / "typical.csv", 2000, null_every=50)
@@ -241,7 +241,9 @@ def test_suite_init_writes_a_suite_that_passes_its_file_and_catches_a_bad_one(
     result = CliRunner().invoke(app, ["suite", "init", "q_init", str(sample)])
 
     assert result.exit_code == 0, result.output
-    written = home / "expectations" / "q_init.json"
+    written = settings.datasets.parent / "expectations" / "q_init.json"
+    assert f"{written}: " in result.stdout and "add `suite:" not in result.output
+    assert "applies to dataset q_init" in " ".join(result.stderr.split())
     suite = json.loads(written.read_text())
     by_type = {(e["type"], e["kwargs"].get("column")): e for e in suite["expectations"]}
     assert by_type[("expect_column_values_to_be_in_set", "site")]["kwargs"]["value_set"] == list(
@@ -251,7 +253,7 @@ def test_suite_init_writes_a_suite_that_passes_its_file_and_catches_a_bad_one(
     assert (level["min_value"], level["max_value"]) == (1, 9)
     assert by_type[("expect_column_values_to_not_be_null", "temp_c")]["kwargs"]["mostly"] == 0.93
     assert by_type[("expect_column_values_to_not_be_null", "level")]["meta"]["severity"] == "error"
-    _rules(settings, q_init={"suite": str(written)})
+    assert not settings.datasets.exists()  # no rule names the suite: its name is enough
 
     good = ingest(_readings(home / "inbox" / "q_init" / "a.csv", 300, null_every=50))
     assert good.is_completed(), good.message
@@ -266,6 +268,25 @@ def test_suite_init_writes_a_suite_that_passes_its_file_and_catches_a_bad_one(
     [warning] = _validation(db, odd.result().file_id)["warnings"]
     assert warning["expectation"] == "expect_column_values_to_be_in_set(site)"
     assert warning["sample"] == ["D"]
+
+
+def test_a_suite_named_after_its_dataset_gates_the_dataset_without_a_rule(
+    ingest: Any, db: Any, home: Path, settings: Settings
+) -> None:
+    _suite(
+        settings.datasets.parent,
+        "q_named",
+        ("expect_column_values_to_be_between", {"column": "level", "max_value": 5}, "error"),
+    )
+    assert not settings.datasets.exists()
+
+    state = ingest(_readings(home / "inbox" / "q_named" / "a.csv", 90))
+
+    assert state.is_failed()
+    message = str(state.result(raise_on_failure=False))
+    assert "expect_column_values_to_be_between(level): 40 of 90 rows unexpected" in message
+    assert list((home / "quarantine" / "q_named").iterdir())
+    assert db.execute("SELECT to_regclass('public.q_named')").fetchone() == (None,)
 
 
 def test_drift_is_flagged_on_a_shifted_file_and_fails_it_when_the_rule_says_error(

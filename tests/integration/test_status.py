@@ -14,6 +14,7 @@ import redis
 from typer.testing import CliRunner
 
 from sluice import cli
+from sluice.checkpoints import Keys
 from sluice.cli import app
 from sluice.locks import FileLock
 from sluice.settings import Settings
@@ -30,7 +31,11 @@ def _status(dataset: str) -> dict[str, Any]:
 
 
 def test_status_counts_loads_quarantines_waiting_files_runs_and_letters(
-    ingest: Any, home: Path, redis_client: redis.Redis, settings: Settings
+    ingest: Any,
+    home: Path,
+    redis_client: redis.Redis,
+    settings: Settings,
+    sink_keys: Keys,
 ) -> None:
     folder = home / "inbox" / "statusdata"
     assert ingest(weather_csv(folder / "a.csv", rows=100)).is_completed()
@@ -41,8 +46,8 @@ def test_status_counts_loads_quarantines_waiting_files_runs_and_letters(
     waiting = weather_csv(folder / "c.csv", rows=10)  # dropped, not ingested yet
     an_hour_ago = time.time() - 3600
     os.utime(waiting, (an_hour_ago, an_hour_ago))
-    lock = FileLock(redis_client, "f" * 64, lease_s=30)  # a live run of a statusdata file
-    redis_client.hset("sluice:file:" + "f" * 64, mapping={"dataset": "statusdata"})
+    lock = FileLock(redis_client, sink_keys.lock("f" * 64), lease_s=30)  # a live statusdata run
+    redis_client.hset(sink_keys.file("f" * 64), mapping={"dataset": "statusdata"})
     assert lock.try_acquire()
     try:
         found = _status("statusdata")

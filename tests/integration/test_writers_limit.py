@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from sluice import load as sink
+from sluice.checkpoints import Keys
 from sluice.read import fingerprint
 from tasks.load import WRITERS_LIMIT
 from tests.data import weather_csv
@@ -18,7 +19,7 @@ pytestmark = [pytest.mark.services, pytest.mark.flow]
 
 
 def test_a_load_waits_while_the_writers_limit_is_full(
-    ingest: Any, db: Any, home: Path, redis_client: Any
+    ingest: Any, db: Any, home: Path, redis_client: Any, sink_keys: Keys
 ) -> None:
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
@@ -36,7 +37,7 @@ def test_a_load_waits_while_the_writers_limit_is_full(
             runner = threading.Thread(target=lambda: states.append(ingest(path)))
             runner.start()
             # prepare (read..transform of a small file) stored its result: only load is left
-            prepared = f"sluice:result:prepare:*:{file_id}:*"
+            prepared = f"{sink_keys.prefix}result:prepare:*:{file_id}:*"
             deadline = time.monotonic() + 300
             while not redis_client.keys(prepared) and time.monotonic() < deadline:
                 time.sleep(0.1)

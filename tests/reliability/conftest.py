@@ -17,7 +17,6 @@ from typing import Any
 
 from psycopg import sql
 
-from sluice.checkpoints import DEAD_LETTERS
 from sluice.read import fingerprint
 from tests.fix_stack import Stack
 
@@ -49,7 +48,7 @@ def exactly_once(
     """
     ids = {path: fingerprint(path)[0] if path.exists() else "" for path in files}
     letters = {
-        fields[b"file_id"].decode(): fields for _, fields in stack.redis().xrange(DEAD_LETTERS)
+        fields[b"file_id"].decode(): fields for _, fields in stack.redis().xrange(stack.keys().dead)
     }
     with stack.connect() as conn:
         ledger = dict(

@@ -13,8 +13,6 @@ from pathlib import Path
 import httpx
 import pytest
 
-from sluice.checkpoints import file_key
-from sluice.locks import lock_key
 from sluice.read import fingerprint
 from tests.data import weather_csv
 from tests.fix_stack import Stack, wait_for
@@ -75,7 +73,7 @@ def test_sigkill_mid_stage_then_a_new_run_loads_the_file_once(stack: Stack, poin
     assert path.exists()  # nothing moved, nothing quarantined
     assert not _ledger_has(stack, file_id)
     assert not _table_rows(stack, dataset)  # no partial rows visible (or no table at all)
-    assert stack.redis().exists(lock_key(file_id))  # the dead run's lock, until its lease ends
+    assert stack.redis().exists(stack.keys().lock(file_id))  # the dead run's, until its lease ends
 
     again = stack.ingest(path, **per_stage)
 
@@ -116,14 +114,15 @@ def test_redis_restarted_mid_run(stack: Stack, fuse: str) -> None:
     path = weather_csv(stack.inbox(dataset) / "a.csv", rows=ROWS)
     file_id, _ = fingerprint(path)
     r = stack.redis()
+    keys = stack.keys()
 
     env = {"SLUICE_FUSE_BELOW_BYTES": "0"} if fuse == "per_stage" else {}
     run = stack.start(path, faults="validate=sleep:4", **env)
-    wait_for(lambda: r.exists(file_key(file_id)), 120, "the run to claim its file")
+    wait_for(lambda: r.exists(keys.file(file_id)), 120, "the run to claim its file")
     if fuse == "per_stage":
-        wait_for(lambda: r.keys("sluice:result:read:*"), 120, "the read stage's result")
+        wait_for(lambda: r.keys(f"{keys.prefix}result:read:*"), 120, "the read stage's result")
     else:
-        wait_for(lambda: r.keys("lock:sluice:result:prepare:*"), 120, "prepare's cache lock")
+        wait_for(lambda: r.keys(f"lock:{keys.prefix}result:prepare:*"), 120, "prepare's cache lock")
     stack.services("down", "redis")
     stack.services("up", "redis")  # empty: Redis here keeps nothing on disk
     out, err = run.communicate(timeout=300)

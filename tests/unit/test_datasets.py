@@ -38,3 +38,89 @@ def test_rules_hash_changes_with_any_rule() -> None:
     assert base.digest() == DatasetRules(name="w").digest()
     assert base.digest() != DatasetRules(name="w", chunk_interval="1 day").digest()
     assert base.digest() != DatasetRules(name="v").digest()
+
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _suite_file(folder: Path, dataset: str, text: str = '{"expectations": []}') -> Path:
+    path = folder / "expectations" / f"{dataset}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+def test_the_checkouts_rules_file_is_an_empty_starting_point() -> None:
+    """The demo's `weather` rules (key station_id, its suite) are not every user's."""
+    assert load_rules(ROOT / "datasets.yaml", "weather") == DatasetRules(name="weather")
+    assert load_rules(ROOT / "datasets.yaml", "energy") == DatasetRules(name="energy")
+
+
+def test_the_default_rules_file_gives_a_users_weather_dataset_the_defaults(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sluice.settings import Settings
+
+    monkeypatch.delenv("SLUICE_DATASETS", raising=False)
+    monkeypatch.setenv("SLUICE_HOME", str(tmp_path))
+
+    rules = load_rules(Settings().datasets, "weather")
+
+    assert (rules.key, rules.suite) == ((), None)
+
+
+def test_the_demos_rules_and_suite_ship_with_the_demo() -> None:
+    from sluice import demo
+
+    with demo.rules_file() as path:
+        rules = load_rules(path, "weather")
+        assert rules.key == ("station_id", "timestamp")
+        assert rules.suite is not None and Path(rules.suite).is_file()
+        assert Path(rules.suite).parent.parent == path.parent == Path(demo.__file__).parent
+
+
+def test_a_suite_named_after_its_dataset_beside_the_rules_file_applies_unless_a_rule_says(
+    tmp_path: Path,
+) -> None:
+    gate, kept, plain = (_suite_file(tmp_path, name) for name in ("gate", "kept", "plain"))
+    shared = _suite_file(tmp_path, "shared")
+    rules_file = tmp_path / "datasets.yaml"  # absent: still where the suites are found
+
+    assert load_rules(rules_file, "gate").suite == str(gate.resolve())
+    assert load_rules(rules_file, "other").suite is None
+    rules_file.write_text(
+        "datasets:\n"
+        "  kept: {chunk_interval: 1 day}\n"
+        "  gate: {suite: expectations/shared.json}\n"
+        "  plain: {suite: null}\n"
+    )
+    assert load_rules(rules_file, "kept").suite == str(kept.resolve())
+    assert load_rules(rules_file, "gate").suite == str(shared.resolve())  # a rule names another
+    assert load_rules(rules_file, "plain").suite is None  # `suite: null`: no suite at all
+    assert plain.exists()
+
+
+def test_the_rules_hash_counts_the_conventional_suites_content(tmp_path: Path) -> None:
+    rules_file = tmp_path / "datasets.yaml"
+    without = load_rules(rules_file, "gate").digest()
+    suite = _suite_file(tmp_path, "gate", '{"expectations": []}')
+    first = load_rules(rules_file, "gate").digest()
+    suite.write_text('{"expectations": [{"type": "expect_table_row_count_to_be_between"}]}')
+    edited = load_rules(rules_file, "gate").digest()
+
+    assert len({without, first, edited}) == 3
+
+
+def test_rules_in_force_lists_datasets_that_have_only_a_suite_file(tmp_path: Path) -> None:
+    from sluice.status import describe_rules, rules_in_force
+
+    rules_file = tmp_path / "datasets.yaml"
+    rules_file.write_text("datasets:\n  energy:\n    chunk_interval: 1 day\n")
+    _suite_file(tmp_path, "gate")
+    _suite_file(tmp_path, "Not A Dataset")  # no dataset can be named so: not listed
+
+    found = {r.name: describe_rules(r, tmp_path) for r in rules_in_force(rules_file)}
+
+    assert sorted(found) == ["energy", "gate"]
+    assert found["gate"]["suite"] == "expectations/gate.json"
+    assert found["energy"]["suite"] == "-"

@@ -43,12 +43,6 @@ def test_a_reused_id_of_a_recreated_database_is_another_event() -> None:
     assert _event(7, at=later).event_id != _event(7).event_id
 
 
-def test_the_sent_key_is_named_after_the_event_id() -> None:
-    event = _event()
-
-    assert outbox.sent_key(event) == f"sluice:outbox:sent:{event.event_id}"
-
-
 def test_stream_fields_are_flat_strings_with_the_payload_as_json() -> None:
     event = _event(rows=3, path="/inbox/weather/a.csv", added_columns=["x"])
 

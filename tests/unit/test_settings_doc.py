@@ -4,14 +4,17 @@ Settings class: a new setting without its README line fails here."""
 from __future__ import annotations
 
 import importlib.util
+from pathlib import Path
 from types import ModuleType
 
-from sluice.settings import PROJECT_ROOT, Settings
+from sluice.settings import Settings
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _settings_doc() -> ModuleType:
     spec = importlib.util.spec_from_file_location(
-        "settings_doc", PROJECT_ROOT / "scripts" / "settings_doc.py"
+        "settings_doc", REPO / "scripts" / "settings_doc.py"
     )
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
@@ -21,7 +24,7 @@ def _settings_doc() -> ModuleType:
 
 def test_the_readme_table_is_the_generated_one() -> None:
     doc = _settings_doc()
-    readme = (PROJECT_ROOT / "README.md").read_text()
+    readme = (REPO / "README.md").read_text()
 
     assert doc.readme_table(readme) == doc.table(), (
         "README.md's configuration table is stale: run `python scripts/settings_doc.py --write`"

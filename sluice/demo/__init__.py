@@ -1,12 +1,21 @@
 """Sample files for `sluice demo`: what real inboxes hold (spaces and units in headers, NA cells,
-gzip, an offset in timestamps, a broken file), and a summary of what landed."""
+gzip, an offset in timestamps, a broken file), and a summary of what landed.
+
+The demo brings its own rules (`datasets.yaml` and `expectations/` in this package, shipped as
+package data) and runs in a home (`<SLUICE_HOME>/demo`) and a schema (`demo`) of its own: its
+`weather` key and suite never apply to a user's dataset of that name, its tables never mix with
+theirs, and its inbox is not the one `sluice serve` watches.
+"""
 
 from __future__ import annotations
 
 import gzip
 import logging
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from importlib.resources import as_file, files
 from pathlib import Path
 
 import psycopg
@@ -18,6 +27,30 @@ from sluice.settings import Settings
 log = logging.getLogger(__name__)
 
 START = datetime(2024, 3, 1, tzinfo=UTC)
+SCHEMA = "demo"  # the demo's hypertables: demo.weather, demo.energy
+
+
+@contextmanager
+def rules_file() -> Iterator[Path]:
+    """The demo's datasets.yaml, as a file (its suites by name in `expectations/` beside it)."""
+    with as_file(files(__name__)) as folder:
+        yield Path(folder) / "datasets.yaml"
+
+
+@contextmanager
+def own_settings(settings: Settings) -> Iterator[Settings]:
+    """`settings` pointed at the demo's home, rules file and schema while the demo runs.
+
+    The stages read the process's settings (`get_settings()`), so the demo changes that object
+    for its runs and gives it back as it found it.
+    """
+    saved = settings.home, settings.datasets, settings.schema_name
+    with rules_file() as rules:
+        settings.home, settings.datasets, settings.schema_name = saved[0] / "demo", rules, SCHEMA
+        try:
+            yield settings
+        finally:
+            settings.home, settings.datasets, settings.schema_name = saved
 
 
 def write_inbox(inbox: Path, *, rows: int) -> list[Path]:
@@ -64,10 +97,12 @@ def _broken() -> str:
 
 
 def landed(settings: Settings) -> list[tuple[str, str, int, int, int]]:
-    """Per dataset: hypertable, files in the ledger, rows in the table, chunks."""
+    """Per dataset of the settings' schema: hypertable, files in the ledger, rows, chunks."""
     with psycopg.connect(settings.dsn(), autocommit=True) as conn:
         ledger = conn.execute(
-            "SELECT dataset, target, count(*) FROM sluice.files GROUP BY 1, 2 ORDER BY 1"
+            "SELECT dataset, target, count(*) FROM sluice.files "
+            "WHERE split_part(target, '.', 1) = %s GROUP BY 1, 2 ORDER BY 1",
+            (settings.schema_name,),
         ).fetchall()
         result = []
         for dataset, target, files in ledger:
