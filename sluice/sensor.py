@@ -1,10 +1,13 @@
 """The inbox sensor: notices complete files in SLUICE_HOME/inbox and announces each version once.
 
 A file is complete when its size and mtime have not changed for a quiet period, or when a
-`<name>.done` marker appears next to it. Dotfiles (and anything in a dot folder), `*.part`,
-`*.tmp`, `*.crdownload`, `*.swp`, `*~` and the markers themselves are never announced. An
-announcement (`Arrival`) names the file version: path, size and mtime; the same version is
-announced once per sensor lifetime, a rewritten file again.
+`<name>.done` marker appears next to it. A file whose mtime is already a quiet period old when
+the sensor first sees it (one renamed or moved into the inbox complete) has been quiet that
+long: it is announced at the next tick. A folder that appears is scanned, so files moved in
+with it (or into it before the watch on it started) are seen. Dotfiles (and anything in a
+dot folder), `*.part`, `*.tmp`, `*.crdownload`, `*.swp`, `*~` and the markers themselves are
+never announced. An announcement (`Arrival`) names the file version: path, size and mtime;
+the same version is announced once per sensor lifetime, a rewritten file again.
 
 The watcher (watchfiles: inotify on Linux) only feeds a table of candidates; a tick checks the
 candidates' quiet periods. Announcements go through a bounded queue to the announcing thread:
@@ -97,12 +100,14 @@ class InboxSensor:
         queue_size: int = 1000,
         skip: Callable[[Arrival], bool] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
     ) -> None:
         self.inbox = inbox
         self.quiet_s = quiet_s
         self._announce = announce
         self._skip = skip
         self._clock = clock
+        self._wall = wall
         self._candidates: dict[Path, _Candidate] = {}
         self._announced: dict[Path, tuple[int, int]] = {}
         self._queue: queue.Queue[Arrival | None] = queue.Queue(maxsize=queue_size)
@@ -119,6 +124,11 @@ class InboxSensor:
                 continue
             if ignored(path, self.inbox):
                 continue
+            if path.is_dir():  # files in a new folder may predate the watch on it
+                for inside in waiting_files(path):
+                    if not ignored(inside, self.inbox):
+                        self._see(inside, now)
+                continue
             self._see(path, now)
 
     def _see(self, path: Path, now: float, *, ready: bool = False) -> None:
@@ -131,8 +141,11 @@ class InboxSensor:
             return
         known = self._candidates.get(path)
         if known is None or (known.size, known.mtime_ns) != (st.st_size, st.st_mtime_ns):
+            # unchanged since its mtime: quiet that long already (a file moved in complete)
+            quiet_for = min(self.quiet_s, max(0.0, self._wall() - st.st_mtime_ns / 1e9))
+            changed = now - quiet_for if known is None else now
             self._candidates[path] = _Candidate(
-                st.st_size, st.st_mtime_ns, now, ready or bool(known and known.ready)
+                st.st_size, st.st_mtime_ns, changed, ready or bool(known and known.ready)
             )
         elif ready:
             known.ready = True
@@ -170,12 +183,14 @@ class InboxSensor:
         self._announced[path] = (size, mtime_ns)
         self._queue.put(arrival)  # blocks when the announcer is behind: backpressure
 
-    def scan(self) -> int:
-        """Take in the files already waiting (at start); returns how many."""
+    def scan(self, *, at_start: bool = True) -> int:
+        """Take in the files waiting in the inbox; returns how many. At start they count as
+        complete (announced at the next tick); later (`at_start=False`: the files that came
+        while the watch was being set up) their mtime says whether they are quiet yet."""
         now = self._clock()
         count = 0
         for path in waiting_files(self.inbox):
-            self._see(path, now - self.quiet_s)  # old enough: announced at the next tick
+            self._see(path, now - self.quiet_s if at_start else now)
             count += 1
         return count
 
@@ -204,6 +219,7 @@ class InboxSensor:
         try:
             log.info("sensor: %d file(s) already waiting in %s", self.scan(), self.inbox)
             self.tick()
+            watching = False
             for changes in watchfiles.watch(
                 self.inbox,
                 stop_event=stop,
@@ -214,6 +230,9 @@ class InboxSensor:
                 recursive=True,
                 ignore_permission_denied=True,
             ):
+                if not watching:  # the watch is in place now: files that came since the scan
+                    watching = True
+                    self.scan(at_start=False)
                 gone = watchfiles.Change.deleted
                 self.observe(Path(p) for change, p in changes if change != gone)
                 self.tick()

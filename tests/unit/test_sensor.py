@@ -56,11 +56,12 @@ def test_a_file_still_growing_waits_until_it_stops(tmp_path: Path) -> None:
     clock = Clock()
     sensor, got = _sensor(tmp_path, clock)
     path = tmp_path / "slow.csv"
+    now_ns = time.time_ns()  # a writer's mtime is the time of its last write: now
     with path.open("w") as f:
         for i in range(5):
             f.write(f"row {i}\n")
             f.flush()
-            os.utime(path, ns=(i * 10**9, (i + 1) * 10**9))  # mtime moves on each append
+            os.utime(path, ns=(now_ns, now_ns + i * 10**6))  # mtime moves on each append
             sensor.observe([path])
             clock.now += 0.6  # less than the quiet period between appends
             sensor.tick()
@@ -166,3 +167,42 @@ def test_the_watcher_announces_a_burst_with_a_slow_consumer_and_loses_none(tmp_p
     assert len(names) == 1001
     assert len(set(names)) == 1001  # each once
     assert not thread.is_alive()
+
+
+def test_a_file_moved_in_complete_is_announced_at_the_next_tick(tmp_path: Path) -> None:
+    """Its mtime is older than the quiet period: it has been quiet that long already."""
+    clock = Clock()
+    sensor, got = _sensor(tmp_path, clock)
+    (tmp_path / "ds").mkdir()
+    written = tmp_path / ".elsewhere.csv"  # a dotfile: not a candidate while it is written
+    written.write_text("ts,v\n2024-01-01,1\n")
+    old = time.time() - 5
+    os.utime(written, (old, old))
+    moved = written.rename(tmp_path / "ds" / "a.csv")
+    fresh = tmp_path / "ds" / "b.csv"  # written just now: it waits for its quiet period
+    fresh.write_text("ts,v\n2024-01-02,2\n")
+
+    sensor.observe([moved, fresh])
+    sensor.tick()
+    _drain(sensor)
+
+    assert [Path(a.path).name for a in got] == ["a.csv"]
+
+
+def test_files_in_a_folder_that_appears_are_seen_with_it(tmp_path: Path) -> None:
+    """A folder moved (or made and filled) before the watch on it started: only the folder's
+    own event arrives, and its files are found by scanning it."""
+    clock = Clock()
+    sensor, got = _sensor(tmp_path, clock)
+    folder = tmp_path / "newds"
+    folder.mkdir()
+    for name in ("a.csv", "b.csv"):
+        (folder / name).write_text("ts,v\n2024-01-01,1\n")
+
+    sensor.observe([folder])
+    clock.now += 1.1
+    sensor.tick()
+    _drain(sensor)
+
+    assert sorted(Path(a.path).name for a in got) == ["a.csv", "b.csv"]
+    assert {a.dataset for a in got} == {"newds"}
