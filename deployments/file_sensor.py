@@ -97,11 +97,16 @@ def already_loaded(settings: Settings) -> Callable[[Arrival], bool]:
     return skip
 
 
-def sensor(settings: Settings | None = None, **kwargs: Any) -> InboxSensor:
+def sensor(
+    settings: Settings | None = None,
+    on_arrival: Callable[[Arrival], None] = announce,
+    **kwargs: Any,
+) -> InboxSensor:
+    """The inbox sensor; each complete file goes to `on_arrival` (default: a Prefect event)."""
     settings = settings or get_settings()
     return InboxSensor(
         settings.inbox,
-        announce,
+        on_arrival,
         quiet_s=settings.sensor_quiet_s,
         skip=already_loaded(settings),
         **kwargs,

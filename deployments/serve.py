@@ -2,7 +2,8 @@
 the file sensor; runs show in the Prefect UI like any deployment's runs.
 
 Deployments (registered on the Prefect server, no work pool needed):
-    ingest-file           triggered by `sluice.file.arrived` (one run per file version)
+    ingest-file           a run per complete file the sensor sees (or per `sluice.file.arrived`
+                          event of a sensor run alone)
     sweep-inbox           every 5 minutes and when an ingest-file run crashed: files events
                           missed; cleans up
     replay-dead-letters   manual (UI: ids, or all)
@@ -12,10 +13,13 @@ Deployments (registered on the Prefect server, no work pool needed):
 Why not Prefect's own `serve()`: its runner starts a new Python process for every flow run, and
 each pays Prefect's import (~3 s here) and Great Expectations' (~9 s here) again, which a
 steady stream of small files cannot afford. Here the runs execute in this process's thread
-pool, with everything imported once: the poller takes the deployments' scheduled runs (the
-trigger makes them within ~0.2 s of the event), proposes Pending to claim each (another
-`sluice serve` on the same server gets a rejection and skips it), and runs the flow with the
-run's parameters. A run from the UI ("Run" on a deployment) is executed the same way.
+pool, with everything imported once. A complete file in the inbox becomes an ingest-file run
+created straight into Pending by this process, named and tagged, and started at once in a free
+thread (`Starter`); files wait in the inbox while every thread is busy. The poller takes the
+deployments' scheduled runs (a run from the UI, the sweep's, a schedule's, a trigger's),
+proposes Pending to claim each (another `sluice serve` on the same server gets a rejection and
+skips it), and runs the flow with the run's parameters. docs/decisions.md has what each way
+costs the Prefect server per run.
 
 Prometheus metrics of the runs and the sensor: http://<host>:SLUICE_METRICS_PORT/metrics.
 
@@ -24,6 +28,9 @@ Stop with SIGTERM or Ctrl-C: the sensor stops, no new run starts, running ones f
 
 from __future__ import annotations
 
+import asyncio
+import functools
+import inspect
 import logging
 import signal
 import threading
@@ -32,15 +39,18 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from uuid import UUID
 
 from prefect import Flow
 from prefect.client.orchestration import SyncPrefectClient, get_client
 from prefect.client.schemas.objects import FlowRun
+from prefect.events import emit_event
 from prefect.events.schemas.deployment_triggers import DeploymentEventTrigger
 from prefect.exceptions import Abort
 from prefect.flow_engine import run_flow
+from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 from prefect.states import Pending
 from prefect.utilities.engine import propose_state_sync
 
@@ -50,8 +60,9 @@ from flows.ingest_file import ingest_file
 from flows.relay_outbox import relay_outbox
 from flows.replay import replay
 from flows.sweep_inbox import sweep_inbox
+from sluice import metrics
+from sluice.sensor import Arrival
 from sluice.settings import get_settings
-from tasks.load import WRITERS_LIMIT
 from tasks.policy import hold_client
 
 log = logging.getLogger("sluice.serve")
@@ -79,16 +90,17 @@ def crashed_trigger() -> DeploymentEventTrigger:
     )
 
 
-def deployments(concurrency: int) -> list[tuple[Flow[Any, Any], Any]]:
-    """(flow, RunnerDeployment) for each deployment `sluice serve` offers."""
+def deployments() -> list[tuple[Flow[Any, Any], Any]]:
+    """(flow, RunnerDeployment) for each deployment `sluice serve` offers. ingest-file has no
+    concurrency limit of its own: serve's threads are its limit, and the runs serve's sensor
+    creates never pass through the server's limit (they are created Pending)."""
     tags = ["sluice", "served"]
     return [
         (
             ingest_file,
             ingest_file.to_deployment(
                 "ingest-file",
-                triggers=[arrival_trigger()],
-                concurrency_limit=concurrency,
+                triggers=[arrival_trigger()],  # a sensor run alone emits events
                 tags=tags,
                 description="One file into its dataset's hypertable (sensor events trigger it).",
             ),
@@ -133,29 +145,39 @@ def deployments(concurrency: int) -> list[tuple[Flow[Any, Any], Any]]:
     ]
 
 
-def ensure_writers_limit(limit: int) -> None:
-    """The global concurrency limit on concurrent TimescaleDB loads (tasks/load.py takes it)."""
-    from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
-    from prefect.exceptions import ObjectAlreadyExists
+def keep_writers_limit(limit: int) -> Callable[[SyncPrefectClient], None]:
+    """Set the sink's writer slots (tasks/load.py takes one per load) and return the chore
+    that keeps the setting alive (it expires an hour after the last serve or worker left)."""
+    from sluice import checkpoints, ledger
+    from sluice.locks import set_writers_limit
 
-    with get_client(sync_client=True) as client:
-        try:
-            client.create_global_concurrency_limit(
-                GlobalConcurrencyLimitCreate(name=WRITERS_LIMIT, limit=limit)
-            )
-        except ObjectAlreadyExists:
-            pass
+    settings = get_settings()
+    keys = ledger.keys_for(settings.dsn(), settings.schema_name)
+    r = checkpoints.client(settings.redis_url.get_secret_value())
+
+    def renew(_client: SyncPrefectClient) -> None:
+        set_writers_limit(r, keys, limit)
+
+    set_writers_limit(r, keys, limit)
+    return renew
 
 
 @dataclass
 class WarmExecutor:
-    """Runs the scheduled runs of some deployments in this process's threads.
+    """Runs the runs of some deployments in this process's threads: the scheduled ones it polls
+    for, and the ones `start` creates (serve's sensor).
 
-    The claim is the server's: a run is ours once our proposal of Pending is accepted; a second
-    claimant (another process, another host) is rejected, so no run executes twice. `who`
-    names this process on each run it claims (the run's infrastructure pid in the UI).
-    `housekeeping` runs every `housekeeping_s` on the polling client (worker heartbeats,
+    The claim of a polled run is the server's: a run is ours once our proposal of Pending is
+    accepted; a second claimant (another process, another host) is rejected, so no run executes
+    twice. `who` names this process on each run it claims (the run's infrastructure pid in the
+    UI). `housekeeping` runs every `housekeeping_s` on the polling client (worker heartbeats,
     re-reading the deployments).
+
+    A run sends no heartbeats of its own: Prefect's sync engine joins its heartbeat thread at
+    the run's end, which sleeps in 1 s steps (measured: a 0-task run 1.1 s with it, 0.12 s
+    without; docs/decisions.md). With `heartbeat_s` the executor sends the heartbeat events for
+    all its runs in flight instead, every `heartbeat_s` from the polling thread, as the zombie
+    automation of `sluice worker` expects them.
     """
 
     flows: dict[UUID, Flow[Any, Any]]
@@ -164,10 +186,11 @@ class WarmExecutor:
     who: str | None = None
     housekeeping: Callable[[SyncPrefectClient], None] | None = None
     housekeeping_s: float = 10.0
+    heartbeat_s: float | None = None
     started: int = 0
     finished: int = 0
-    _running: dict[UUID, Future[Any]] = field(default_factory=dict)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _running: dict[UUID, tuple[FlowRun, Future[Any]]] = field(default_factory=dict)
+    _lock: threading.Condition = field(default_factory=threading.Condition)
 
     def __post_init__(self) -> None:
         self._pool = ThreadPoolExecutor(
@@ -211,15 +234,44 @@ class WarmExecutor:
             return False
         return state.is_pending()
 
-    def _submit(self, run: FlowRun) -> None:
+    def wait_for_room(self, stop: threading.Event) -> bool:
+        """Block until a thread is free (True) or `stop` is set (False): the sensor's
+        backpressure, so files wait in the inbox, not as a backlog of runs on the server."""
+        with self._lock:
+            while len(self._running) >= self.workers:
+                if stop.is_set():
+                    return False
+                self._lock.wait(0.5)
+        return not stop.is_set()
+
+    def start(
+        self,
+        client: SyncPrefectClient,
+        deployment_id: UUID,
+        parameters: dict[str, Any],
+        *,
+        name: str,
+        tags: list[str],
+    ) -> FlowRun:
+        """A run of the deployment created straight into Pending, named and tagged, and run
+        here at once: no Scheduled state, no claim, no wait for a poll. Call `wait_for_room`
+        first; a run created past the room waits in the pool's queue."""
+        created = client.create_flow_run_from_deployment(
+            deployment_id, parameters=parameters, state=Pending(), name=name, tags=tags
+        )
+        run = FlowRun.model_validate(created.model_dump())
+        self._submit(run, named=True)
+        return run
+
+    def _submit(self, run: FlowRun, named: bool = False) -> None:
         assert run.deployment_id is not None
         flow = self.flows[run.deployment_id]
+        if named:  # named at creation: the engine need not rename it (an API call per run)
+            flow = _unnamed(flow)
         log.info("run %s (%s) starts", run.name, flow.name)
-        future = self._pool.submit(
-            run_flow, flow, flow_run=run, parameters=run.parameters, return_type="state"
-        )
         with self._lock:
-            self._running[run.id] = future
+            future = self._pool.submit(_execute, flow, run)
+            self._running[run.id] = (run, future)
             self.started += 1
         run_id = run.id
         future.add_done_callback(lambda _f: self._done(run_id))
@@ -228,15 +280,47 @@ class WarmExecutor:
         with self._lock:
             self._running.pop(run_id, None)
             self.finished += 1
+            self._lock.notify_all()
+
+    def beat(self) -> int:
+        """One heartbeat event per run in flight (what the engine's heartbeat thread sends)."""
+        with self._lock:
+            runs = [run for run, _ in self._running.values()]
+        for run in runs:
+            emit_event(
+                event="prefect.flow-run.heartbeat",
+                resource={
+                    "prefect.resource.id": f"prefect.flow-run.{run.id}",
+                    "prefect.resource.name": run.name or "",
+                },
+                related=[
+                    *(
+                        [{"prefect.resource.id": f"prefect.flow.{run.flow_id}",
+                          "prefect.resource.role": "flow"}]
+                        if run.flow_id else []
+                    ),
+                    *(
+                        [{"prefect.resource.id": f"prefect.deployment.{run.deployment_id}",
+                          "prefect.resource.role": "deployment"}]
+                        if run.deployment_id else []
+                    ),
+                    *({"prefect.resource.id": f"prefect.tag.{tag}", "prefect.resource.role": "tag"}
+                      for tag in sorted(run.tags or [])),
+                ],
+            )  # fmt: skip
+        return len(runs)
 
     def run(self, stop: threading.Event) -> None:
-        chores_due = 0.0
+        chores_due = beat_due = 0.0
         with get_client(sync_client=True) as client:
             while not stop.is_set():
                 try:
                     if self.housekeeping is not None and time.monotonic() >= chores_due:
                         self.housekeeping(client)
                         chores_due = time.monotonic() + self.housekeeping_s
+                    if self.heartbeat_s and time.monotonic() >= beat_due:
+                        self.beat()
+                        beat_due = time.monotonic() + self.heartbeat_s
                     self.poll_once(client)
                 except Exception:  # noqa: BLE001 - the server restarting must not end serve
                     log.exception("polling the Prefect server failed; trying again")
@@ -245,6 +329,54 @@ class WarmExecutor:
 
     def shutdown(self) -> None:
         self._pool.shutdown(wait=True)
+
+
+@functools.cache
+def _unnamed(flow: Flow[Any, Any]) -> Flow[Any, Any]:
+    """The flow without its run-name function, for runs named when they were created."""
+    copy = flow.with_options()
+    copy.flow_run_name = None
+    return copy
+
+
+class Starter:
+    """serve's sensor callback: a complete file becomes an ingest-file run at once, created by
+    this process and run in its threads (WarmExecutor.start) once a thread is free.
+
+    What Prefect's own way (a `sluice.file.arrived` event, the deployment's trigger making a
+    Scheduled run, a poll, a claim) costs the server per file is measured in docs/decisions.md;
+    a file waiting for a thread waits in the inbox (the sensor's queue holds it back), so the
+    server holds no backlog of Scheduled runs going Late.
+    """
+
+    def __init__(self, executor: WarmExecutor, deployment_id: UUID, stop: threading.Event):
+        self.executor = executor
+        self.deployment_id = deployment_id
+        self.stop = stop
+        self._client: SyncPrefectClient | None = None  # the sensor's announcing thread's
+
+    def __call__(self, arrival: Arrival) -> None:
+        if not self.executor.wait_for_room(self.stop):
+            return  # stopping: the file stays in the inbox for the next start's scan
+        if self._client is None:
+            self._client = get_client(sync_client=True)
+            self._client.__enter__()
+        self.executor.start(
+            self._client,
+            self.deployment_id,
+            {"path": arrival.path, "dataset": arrival.dataset},
+            name=f"ingest-file/{arrival.dataset}/{Path(arrival.path).name}",
+            tags=["sluice", "served", f"dataset:{arrival.dataset}"],
+        )
+        metrics.ARRIVALS.labels(arrival.dataset).inc()
+
+
+def _execute(flow: Flow[Any, Any], run: FlowRun) -> Any:
+    """Run the flow run here, to its final state, without a heartbeat thread of its own (the
+    executor beats for it); an async flow on an event loop of its own."""
+    with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+        state = run_flow(flow, flow_run=run, parameters=run.parameters, return_type="state")
+        return asyncio.run(state) if inspect.iscoroutine(state) else state
 
 
 def serve(
@@ -261,15 +393,16 @@ def serve(
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: stop.set())
-    ensure_writers_limit(writers)
+    writers_chore = keep_writers_limit(writers)
     flows: dict[UUID, Flow[Any, Any]] = {}
     names: dict[str, UUID] = {}
-    for flow, deployment in deployments(concurrency):
+    for flow, deployment in deployments():
         deployment_id = deployment.apply()
         flows[deployment_id] = flow
         names[f"{flow.name}/{deployment.name}"] = deployment_id
-    executor = WarmExecutor(flows, workers=concurrency, poll_s=poll_s)
-    watcher = sensor(get_settings()) if with_sensor else None
+    executor = WarmExecutor(flows, workers=concurrency, poll_s=poll_s, housekeeping=writers_chore)
+    starter = Starter(executor, names[f"{ingest_file.name}/ingest-file"], stop)
+    watcher = sensor(get_settings(), starter) if with_sensor else None
     metrics_server = start_metrics(get_settings(), watcher, stop)
     sensor_thread = None
     if watcher is not None:
@@ -291,4 +424,3 @@ def serve(
             metrics_server.server_close()
         flush_events()
         log.info("stopped after %d run(s)", executor.finished)
-

@@ -11,11 +11,13 @@ process (~3 s of Prefect imports, ~9 s of Great Expectations') per run.
 
 It shows in the UI as a worker of the pool (heartbeats), marks each run it claims with its
 name (the run's infrastructure pid), and on start makes sure of what scale-out relies on:
-- the global limit on TimescaleDB writers (`tasks/load.py` takes a slot per load);
+- the limit on TimescaleDB writers (`tasks/load.py` takes a slot per load), kept in the sink's
+  Redis while a worker lives;
 - the automation that marks runs Crashed when their heartbeats stop (a worker killed, a host
-  lost: Prefect leaves their runs Running otherwise). Flow runs here send heartbeats every
-  PREFECT_FLOWS_HEARTBEAT_FREQUENCY seconds (`sluice worker` sets 30 when unset); a run silent
-  for `crash_after_s` is Crashed, which triggers `sweep-inbox` to start its file again.
+  lost: Prefect leaves their runs Running otherwise). The worker sends a heartbeat for each of
+  its runs in flight every PREFECT_FLOWS_HEARTBEAT_FREQUENCY seconds (30 when unset; the runs
+  themselves send none, see serve.WarmExecutor); a run silent for `crash_after_s` is Crashed,
+  which triggers `sweep-inbox` to start its file again.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ from prefect.events.actions import ChangeFlowRunState
 from prefect.events.schemas.automations import AutomationCore, EventTrigger, Posture
 from prefect.exceptions import ObjectNotFound
 
-from deployments.serve import WarmExecutor, ensure_writers_limit
+from deployments.serve import WarmExecutor, keep_writers_limit
 from flows.cleanup import cleanup
 from flows.ingest_file import ingest_file
 from flows.relay_outbox import relay_outbox
@@ -130,7 +132,7 @@ def work(
             signal.signal(sig, lambda *_: stop.set())
     name = name or f"sluice-{socket.gethostname()}-{os.getpid()}"
     heartbeat_s = int(os.environ.get("PREFECT_FLOWS_HEARTBEAT_FREQUENCY", HEARTBEAT_S))
-    ensure_writers_limit(writers)
+    writers_chore = keep_writers_limit(writers)
     with get_client(sync_client=True) as client:
         ensure_pool(client, pool)
         ensure_zombie_automation(client, crash_after_s or 3 * heartbeat_s)
@@ -138,8 +140,16 @@ def work(
     def chores(client: SyncPrefectClient) -> None:
         executor.flows = pool_deployments(client, pool)
         client.send_worker_heartbeat(pool, name, heartbeat_interval_seconds=10)
+        writers_chore(client)
 
-    executor = WarmExecutor({}, workers=concurrency, poll_s=poll_s, who=name, housekeeping=chores)
+    executor = WarmExecutor(
+        {},
+        workers=concurrency,
+        poll_s=poll_s,
+        who=name,
+        housekeeping=chores,
+        heartbeat_s=heartbeat_s,
+    )
     log.info("worker %s: pool %s, %d run(s) at once", name, pool, concurrency)
     try:
         executor.run(stop)

@@ -15,6 +15,10 @@ Keys of a sink `s` (`P` = `sluice:{s}:`)
     P events                stream the outbox relay feeds (sluice/outbox.py)    capped length
     P outbox:sent:<event>   an event's stream entry id: never published twice   TTL: 7 days
     P dead                  stream of dead letters (terminal failures)          capped length
+    P writers               sorted set: the loads holding a writer slot, scored by their
+                            lease's end (sluice/locks.py WriterSlot)           TTL: 2 leases
+    P writers:limit         how many loads may write at once (serve, worker)  TTL: 1 hour,
+                                                                               renewed
     P seen:<version>        file id of a handled inbox file version (path, size, mtime): the
                             sensor and the sweep skip it without hashing it once
                             the ledger confirms that file id                    TTL: result_ttl
@@ -93,6 +97,14 @@ class Keys:
     @property
     def events(self) -> str:
         return f"{self.prefix}events"
+
+    @property
+    def writers(self) -> str:
+        return f"{self.prefix}writers"
+
+    @property
+    def writers_limit(self) -> str:
+        return f"{self.prefix}writers:limit"
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,6 +24,8 @@ from types import TracebackType
 
 import redis
 
+from sluice.checkpoints import Keys
+
 log = logging.getLogger(__name__)
 
 # KEYS[1] lock, ARGV[1] token, ARGV[2] lease in ms: extend only a lock we own.
@@ -78,8 +80,7 @@ class FileLock:
             if time.monotonic() >= deadline:
                 return False
             if not told and waiting is not None:
-                holder = self.r.get(self.key)
-                waiting(holder.decode() if isinstance(holder, bytes) else str(holder))
+                waiting(str(self.holder()))
                 told = True
             time.sleep(min(poll_s, max(0.0, deadline - time.monotonic())))
         self._start_heartbeat()
@@ -103,9 +104,12 @@ class FileLock:
         if self._beat is not None and self._beat is not threading.current_thread():
             self._beat.join(timeout=5)
         try:
-            self.r.eval(_RELEASE, 1, self.key, self.token)
+            self._drop()
         except redis.exceptions.RedisError as exc:  # the lease ends it anyway
             log.warning("could not release %s (%s); it expires with its lease", self.key, exc)
+
+    def _drop(self) -> None:
+        self.r.eval(_RELEASE, 1, self.key, self.token)
 
     def _start_heartbeat(self) -> None:
         self._stop.clear()
@@ -133,3 +137,71 @@ class FileLock:
         tb: TracebackType | None,
     ) -> None:
         self.release()
+
+
+# KEYS[1] the slots (sorted set: token -> lease end, ms of Redis' clock), KEYS[2] the limit;
+# ARGV[1] token, ARGV[2] lease in ms. 1: the token holds a slot now; 0: all slots are taken.
+_TAKE_SLOT = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+local limit = tonumber(redis.call('GET', KEYS[2]) or '0')
+local held = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if limit > 0 and not held and redis.call('ZCARD', KEYS[1]) >= limit then
+    return 0
+end
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
+redis.call('PEXPIRE', KEYS[1], 2 * tonumber(ARGV[2]))
+return 1
+"""
+# KEYS[1] the slots; ARGV[1] token, ARGV[2] lease in ms: extend only a slot we still hold.
+_RENEW_SLOT = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local until_ = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if not until_ or tonumber(until_) < now then
+    return 0
+end
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
+redis.call('PEXPIRE', KEYS[1], 2 * tonumber(ARGV[2]))
+return 1
+"""
+
+
+class WriterSlot(FileLock):
+    """One of a sink's writer slots: at most `limit` loads write at once, across every process
+    and machine on the sink's Redis (`set_writers_limit`; no limit set: every load proceeds).
+
+    A slot is a lease like the file lock's: renewed every third of it while held, ended one
+    lease after its holder dies. Lease ends are on Redis' clock, so hosts' clocks do not matter.
+    `acquire(wait_s=...)` polls for a free slot (FileLock's loop).
+    """
+
+    def __init__(self, r: redis.Redis, keys: Keys, *, lease_s: float) -> None:
+        super().__init__(r, keys.writers, lease_s=lease_s)
+        self.limit_key = keys.writers_limit
+
+    def try_acquire(self) -> bool:
+        return bool(self.r.eval(_TAKE_SLOT, 2, self.key, self.limit_key, self.token, self.lease_ms))
+
+    def holder(self) -> str | None:
+        return f"{self.r.zcard(self.key)} of {limit(self.r, self.limit_key)} slots in use"
+
+    def renew(self) -> bool:
+        if int(self.r.eval(_RENEW_SLOT, 1, self.key, self.token, self.lease_ms)):
+            return True
+        return self.try_acquire()  # our lease ran out (a stall): take a slot again if free
+
+    def _drop(self) -> None:
+        self.r.zrem(self.key, self.token)
+
+
+def set_writers_limit(r: redis.Redis, keys: Keys, slots: int, *, ttl_s: int = 3600) -> None:
+    """How many loads may write to the sink at once; kept while `sluice serve` or a worker
+    renews it (each does so on start and every few seconds)."""
+    r.set(keys.writers_limit, slots, ex=ttl_s)
+
+
+def limit(r: redis.Redis, key: str) -> int:
+    value = r.get(key)
+    return int(value) if value is not None else 0

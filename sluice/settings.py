@@ -114,9 +114,10 @@ class Settings(BaseSettings):
     fuse_below_bytes: int = Field(
         default=32 * 1024 * 1024,
         ge=0,
-        description="A file smaller than this runs read..transform as one task, `prepare` "
-        "(Prefect's cost per task run outweighs per-stage resume for small files); larger "
-        "files run one task per stage. 0: every file runs one task per stage.",
+        description="A file smaller than this runs as one task, `file` (its stages still "
+        "persist their results, so it resumes after the last good one; Prefect's cost per "
+        "task run outweighs a small file's stages); larger files run one task per stage. "
+        "0: every file runs one task per stage.",
     )
 
     @field_validator("home", "datasets")

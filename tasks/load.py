@@ -1,8 +1,10 @@
 """load: rows + ledger row in one transaction; not cached: the ledger makes it idempotent.
 
-A load holds a slot of the global concurrency limit `sluice-timescaledb-writers` (created by
-`sluice serve`, or `prefect gcl create sluice-timescaledb-writers --limit N`), which bounds
-concurrent writers across all workers; without the limit a load proceeds unbounded.
+A load holds one of the sink's writer slots (sluice/locks.py WriterSlot: a semaphore with
+leases in the sink's Redis), which bounds concurrent writers across every process and machine
+to the limit `sluice serve` / `sluice worker --writers N` set; with no limit set a load
+proceeds unbounded. Redis, not Prefect's global concurrency limits: those cost two API calls
+and two events per load on the Prefect server (docs/decisions.md).
 
 A load of at least `SLUICE_PROGRESS_ROWS` rows shows a progress artifact in its run, updated
 from the COPY loop at most once a second.
@@ -11,27 +13,29 @@ from the COPY loop at most once a second.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from uuid import UUID
 
+from prefect import get_run_logger
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
-from prefect.concurrency.sync import concurrency
 
+from sluice import checkpoints
 from sluice import load as stage
+from sluice.checkpoints import Keys
 from sluice.contracts import FileRef, InferredSchema, LoadReport, Staged
-from sluice.errors import translating
+from sluice.errors import TransientError, translating
+from sluice.locks import WriterSlot
 from sluice.settings import get_settings
 from tasks.observe import notify
 from tasks.policy import stage_task
-
-WRITERS_LIMIT = "sluice-timescaledb-writers"
 
 
 @stage_task("load")
 def load(ref: FileRef, ready: Staged, schema: InferredSchema) -> LoadReport:
     settings = get_settings()
     with (
-        concurrency(WRITERS_LIMIT, occupy=1, strict=False),
+        writer_slot(ref),
         translating(file=ref.path, stage="load"),
         stage.connect(settings.dsn()) as conn,
     ):
@@ -46,6 +50,30 @@ def load(ref: FileRef, ready: Staged, schema: InferredSchema) -> LoadReport:
             batch_rows=settings.batch_rows,
             progress=_progress(ref, ready.rows, settings.progress_rows),
         )
+
+
+@contextmanager
+def writer_slot(ref: FileRef) -> Iterator[None]:
+    """Hold one of the sink's writer slots for the body; TransientError if none frees up
+    within SLUICE_FILE_WAIT_S (the file stays where it is for a retry or a later run)."""
+    settings = get_settings()
+    with translating(file=ref.path, stage="load"):
+        r = checkpoints.client(settings.redis_url.get_secret_value())
+        slot = WriterSlot(r, Keys(ref.sink), lease_s=settings.file_lease_s)
+        waited = slot.acquire(
+            wait_s=settings.file_wait_s,
+            poll_s=0.05,
+            waiting=lambda held: get_run_logger().info("waiting for a writer slot (%s)", held),
+        )
+        if not waited:
+            raise TransientError(
+                f"no writer slot came free in {settings.file_wait_s:.0f} s ({slot.holder()})",
+                hint="retried; other loads hold the sink's writer slots (`--writers`)",
+            )
+    try:
+        yield
+    finally:
+        slot.release()
 
 
 def _progress(ref: FileRef, total: int, threshold: int) -> Callable[[int], None]:

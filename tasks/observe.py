@@ -8,6 +8,7 @@ run's summary artifact shows, and progress for a watcher in this process (the CL
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -17,7 +18,7 @@ from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
 from prefect import get_run_logger
-from prefect.artifacts import create_markdown_artifact
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.context import TaskRunContext
 
 from sluice import metrics
@@ -30,7 +31,9 @@ R = TypeVar("R")
 Listener = Callable[[str, str, int], None]  # (path, "bytes" | "rows", amount so far)
 
 _SECONDS: ContextVar[dict[str, float] | None] = ContextVar("sluice_stage_seconds", default=None)
+_WATCH: ContextVar[RunWatch | None] = ContextVar("sluice_run_watch", default=None)
 _LISTENERS: list[Listener] = []
+_LOCAL = logging.getLogger("sluice.stages")
 
 
 @contextmanager
@@ -102,7 +105,11 @@ def _record(
     if (collected := _SECONDS.get()) is not None and outcome == "ok" and not composite:
         collected[stage] = collected.get(stage, 0.0) + seconds
     path = ref.path if ref else str(kwargs.get("path") or (args[0] if args else "-"))
-    get_run_logger().info(
+    # a stage run inside another's task (a small file's `file` task) logs here, not to the
+    # API: the run's summary artifact has its seconds, and each shipped line costs the server
+    own_task = context is not None and context.task.name == stage
+    logger = get_run_logger() if own_task or context is None else _LOCAL
+    logger.info(
         "stage=%s file_id=%s seconds=%.3f outcome=%s attempt=%d file=%s",
         stage,
         ref.file_id if ref else "-",
@@ -113,6 +120,27 @@ def _record(
     )
     if ref is not None and stage == "read" and outcome == "ok":
         notify(ref.path, "bytes", ref.size)
+
+
+def artifact_key(kind: str, dataset: str) -> str:
+    """`summary-<dataset>` (`profile-`, `validation-` for a stage task run alone): one stable
+    key per dataset (the UI keeps every version under it, newest first)."""
+    return f"{kind}-{dataset.replace('_', '-').lower()}"
+
+
+def current_watch() -> RunWatch | None:
+    """The RunWatch of the ingest-file run this code runs in (its tasks see it too), if any."""
+    return _WATCH.get()
+
+
+def attach(kind: str, title: str, rows: list[dict[str, Any]], dataset: str) -> None:
+    """A stage's table (profile, validation) for the run's one summary artifact; outside an
+    ingest-file run (a stage task called alone) it becomes a table artifact of its own."""
+    watch = current_watch()
+    if watch is not None:
+        watch.tables[kind] = (title, rows)
+        return
+    create_table_artifact(key=artifact_key(kind, dataset), table=rows, description=title)
 
 
 def tag_run(dataset: str) -> None:
@@ -145,7 +173,9 @@ class RunWatch:
         self.outcome: FileOutcome | None = None
         self.load: LoadReport | None = None
         self.seconds: dict[str, float] = {}
+        self.tables: dict[str, tuple[str, list[dict[str, Any]]]] = {}  # kind: (title, rows)
         self.started = time.perf_counter()
+        self._token: Any = None
         try:
             self.arrived: float | None = os.stat(path).st_mtime
         except OSError:
@@ -153,12 +183,14 @@ class RunWatch:
 
     def __enter__(self) -> RunWatch:
         metrics.IN_FLIGHT.inc()
+        self._token = _WATCH.set(self)
         return self
 
     def __exit__(
         self, kind: type[BaseException] | None, exc: BaseException | None, _tb: Any
     ) -> None:
         metrics.IN_FLIGHT.dec()
+        _WATCH.reset(self._token)
         if self.ref is None:
             return
         try:
@@ -184,8 +216,9 @@ class RunWatch:
             ref.file_id, outcome, rows, seconds, ref.path,
         )  # fmt: skip
         create_markdown_artifact(
-            key=f"summary-{ref.dataset.replace('_', '-').lower()}",
-            markdown=summary(ref, outcome, rows, seconds, self.load, self.seconds, message),
+            key=artifact_key("summary", ref.dataset),
+            markdown=summary(ref, outcome, rows, seconds, self.load, self.seconds, message)
+            + tables_markdown(self.tables),
             description=f"{ref.path}: {outcome}, {rows:,} rows",
         )
         refresh_backlog()
@@ -239,6 +272,23 @@ def summary(
     if not stages:
         lines.append("| (all cached or skipped) | |")
     return "\n".join(lines) + "\n"
+
+
+def tables_markdown(tables: dict[str, tuple[str, list[dict[str, Any]]]]) -> str:
+    """The stages' tables (profile, validation) under the summary, as markdown."""
+    parts = []
+    for kind, (title, rows) in tables.items():
+        parts += ["", f"#### {kind}", "", title.replace("\n", " "), ""]
+        if rows:
+            names = list(rows[0])
+            parts.append("| " + " | ".join(names) + " |")
+            parts.append("|" + "---|" * len(names))
+            parts += ["| " + " | ".join(_cell(row.get(n)) for n in names) + " |" for row in rows]
+    return "\n".join(parts) + ("\n" if parts else "")
+
+
+def _cell(value: object) -> str:
+    return "" if value is None else str(value).replace("|", "/").replace("\n", " ")
 
 
 def _changes(load: LoadReport) -> str:

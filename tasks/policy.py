@@ -65,7 +65,7 @@ CACHED_STAGES: dict[str, int] = {
     "validate": 2,  # reads the typed copy; drift, row-level mode
     "enrich": 3,  # describes the lineage columns, writes nothing
     "transform": 3,  # may return enrich's output (with its lineage) as it is
-    "prepare": 1,  # read..transform in one task, for small files (tasks/prepare.py)
+    "prepare": 1,  # read..transform in one run of its bodies, for small files (tasks/prepare.py)
 }
 
 
@@ -109,6 +109,7 @@ def stage_task(stage: str, composite: bool = False) -> Callable[[Callable[P, R]]
 
 
 _PERSISTING: list[Task[Any, Any]] = []
+_STORAGE: list[WritableFileSystem] = []  # the saved result-storage block, once a flow gave it
 
 
 def use_result_storage(block: WritableFileSystem) -> None:
@@ -116,6 +117,7 @@ def use_result_storage(block: WritableFileSystem) -> None:
     loads a slug's block from the API on every task run (measured: 1.0 s of a 3.4 s run)."""
     for stage in _PERSISTING:
         stage.result_storage = block
+    _STORAGE[:] = [block]
 
 
 def one_client() -> AbstractContextManager[SyncClientContext]:
@@ -131,3 +133,30 @@ def one_client() -> AbstractContextManager[SyncClientContext]:
 def hold_client() -> None:
     """A thread pool's initializer: the thread keeps one Prefect client for all its runs."""
     one_client().__enter__()
+
+
+def cached(stage: Task[..., R], ref: FileRef, *args: Any) -> R:
+    """`stage.fn(ref, *args)` with the stage task's persisted result, without a task run.
+
+    The same cache key, result storage and SERIALIZABLE lock as the task (Prefect's ResultStore
+    used directly): a stored result is read back and the body does not run; otherwise the body
+    runs and its result is stored before the lock is released, so a later run of either kind
+    resumes after this stage. Not a Prefect transaction: one inside a task run would defer its
+    write to the task's end, and a retry of the task would lose it.
+    """
+    from prefect.results import ResultStore
+
+    if not _STORAGE:
+        raise RuntimeError("use_result_storage() was not called: no result storage block")
+    store = ResultStore(result_storage=_STORAGE[0], lock_manager=_LOCKS)
+    key = result_key(stage.name, CACHED_STAGES[stage.name], ref)
+    holder = store.generate_default_holder()
+    store.acquire_lock(key, holder=holder)
+    try:
+        if store.exists(key):
+            return store.read(key, holder=holder).result  # type: ignore[no-any-return]
+        value = stage.fn(ref, *args)
+        store.write(value, key=key, holder=holder)
+        return value
+    finally:
+        store.release_lock(key, holder=holder)

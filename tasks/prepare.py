@@ -1,11 +1,9 @@
-"""prepare: read -> infer_schema -> profile -> validate -> enrich -> transform as one task.
+"""prepare: read -> infer_schema -> profile -> validate -> enrich -> transform, written once.
 
-For files below `SLUICE_FUSE_BELOW_BYTES`: each Prefect task run costs the server about as much
-CPU as a small file's stages together (measured: ~0.05 s of server CPU per task run, ~0.15 s
-per flow run), so a small file pays one task run for its six stages. Every stage still logs
-its line, counts its metrics, and writes its artifacts (the stage tasks' bodies run inside this
-task); the result persists like a stage's, so a run that failed at load resumes after prepare.
-Big files keep one task per stage, where resuming after the last good stage saves seconds.
+`run_stages` is the chain: one task run per stage for a big file, or the stages' bodies in the
+calling task. A small file's `file` task (tasks/file_run.py) runs `prepare`'s body under
+prepare's cache key (tasks/policy.py `cached`), so a run that failed at load resumes after it;
+every stage still logs its line, counts its metrics and adds its table to the run's summary.
 """
 
 from __future__ import annotations

@@ -1,11 +1,10 @@
 """validate: the Great Expectations gate and the drift checks; a failed `error` expectation (or
 drift error) fails the file, or in row-level mode sends its rows to quarantine. The result is a
-table artifact (`validation-<dataset>`) and is recorded with the profile in `sluice.profiles`."""
+table in the run's summary artifact and is recorded with the profile in `sluice.profiles`."""
 
 from __future__ import annotations
 
 from prefect import get_run_logger
-from prefect.artifacts import create_table_artifact
 
 from sluice import load as sink
 from sluice import profiles, reject, verdict
@@ -13,8 +12,8 @@ from sluice import validate as stage
 from sluice.contracts import FileRef, InferredSchema, Profile, Staged, ValidationReport
 from sluice.errors import translating
 from sluice.settings import get_settings
+from tasks.observe import attach
 from tasks.policy import stage_task
-from tasks.profile import artifact_key
 
 
 @stage_task("validate")
@@ -42,11 +41,8 @@ def validate(
             verdict.check(report)
     finally:
         if report is not None:
-            create_table_artifact(
-                key=artifact_key("validation", ref.dataset),
-                table=verdict.report_rows(report),
-                description=verdict.summary(report, ref.path),
-            )
+            rows = verdict.report_rows(report)
+            attach("validation", verdict.summary(report, ref.path), rows, ref.dataset)
     _log(ref, report)
     return report
 

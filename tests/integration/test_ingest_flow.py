@@ -12,6 +12,7 @@ import redis
 from psycopg import sql
 
 from sluice.checkpoints import Keys
+from sluice.read import fingerprint
 from sluice.settings import Settings
 from tests.data import START, weather_csv
 from tests.fix_prefect import task_states
@@ -21,19 +22,19 @@ pytestmark = [pytest.mark.services, pytest.mark.flow]
 
 
 def test_csv_becomes_a_hypertable_with_a_ledger_row(ingest: Any, db: Any, home: Path) -> None:
-    path = weather_csv(home / "inbox" / "weather" / "day1.csv", rows=3000)
+    path = weather_csv(home / "inbox" / "hyper" / "day1.csv", rows=3000)
 
     state = ingest(path)
 
     assert state.is_completed(), state.message
     outcome = state.result()
-    assert (outcome.outcome, outcome.rows, outcome.table) == ("loaded", 3000, "public.weather")
-    assert count_rows(db, "weather") == 3000
-    assert count_rows(db, "weather", "air_temp_c IS NULL") == 300  # every `NA` cell
+    assert (outcome.outcome, outcome.rows, outcome.table) == ("loaded", 3000, "public.hyper")
+    assert count_rows(db, "hyper") == 3000
+    assert count_rows(db, "hyper", "air_temp_c IS NULL") == 300  # every `NA` cell
     types = dict(
         db.execute(
             "SELECT column_name, data_type FROM information_schema.columns "
-            "WHERE table_schema = 'public' AND table_name = 'weather'"
+            "WHERE table_schema = 'public' AND table_name = 'hyper'"
         ).fetchall()
     )
     assert types == {
@@ -48,21 +49,19 @@ def test_csv_becomes_a_hypertable_with_a_ledger_row(ingest: Any, db: Any, home: 
     }
     dims = db.execute(
         "SELECT column_name FROM timescaledb_information.dimensions "
-        "WHERE hypertable_schema = 'public' AND hypertable_name = 'weather'"
+        "WHERE hypertable_schema = 'public' AND hypertable_name = 'hyper'"
     ).fetchall()
     assert dims == [("timestamp",)]
     hypertables = db.execute(
         "SELECT num_dimensions, num_chunks > 0 FROM timescaledb_information.hypertables "
-        "WHERE hypertable_schema = 'public' AND hypertable_name = 'weather'"
+        "WHERE hypertable_schema = 'public' AND hypertable_name = 'hyper'"
     ).fetchall()
     assert hypertables == [(1, True)]
     ledger = db.execute(
-        "SELECT file_id, dataset, rows FROM sluice.files WHERE dataset = 'weather'"
+        "SELECT file_id, dataset, rows FROM sluice.files WHERE dataset = 'hyper'"
     ).fetchall()
-    assert ledger == [(outcome.file_id, "weather", 3000)]
-    first = db.execute(
-        "SELECT timestamp, _row FROM public.weather ORDER BY _row LIMIT 1"
-    ).fetchone()
+    assert ledger == [(outcome.file_id, "hyper", 3000)]
+    first = db.execute("SELECT timestamp, _row FROM public.hyper ORDER BY _row LIMIT 1").fetchone()
     assert first == (START, 1)
     assert not (home / "staging" / outcome.file_id).exists()  # staging removed after commit
 
@@ -120,27 +119,39 @@ def test_a_load_that_failed_transiently_resumes_at_load(
     assert "prepare" not in states
 
 
-def test_a_small_file_runs_its_stages_in_one_task_and_resumes_at_load(
-    ingest: Any, db: Any, home: Path, settings: Settings
+def _ran(stage: str) -> float:
+    """How many times this process ran a stage's body (its Prometheus count)."""
+    from prometheus_client import REGISTRY
+
+    return REGISTRY.get_sample_value("sluice_stage_seconds_count", {"stage": stage}) or 0.0
+
+
+def test_a_small_file_runs_as_one_task_and_resumes_at_load(
+    ingest: Any, db: Any, home: Path, settings: Settings, redis_client: redis.Redis, sink_keys: Keys
 ) -> None:
+    """One task run (`file`) for fingerprint..cleanup; read..transform persist under prepare's
+    cache key inside it, so a run that failed at load resumes there without a stage again."""
     assert ingest(weather_csv(home / "inbox" / "fused" / "1.csv", rows=210)).is_completed()
     second = weather_csv(home / "inbox" / "fused" / "2.csv", rows=310)
     assert second.stat().st_size < settings.fuse_below_bytes
+    reads = _ran("read")
 
     failed = _fail_load(ingest, second, "fused", settings)
 
     assert failed.is_failed()
     assert count_rows(db, "fused") == 210
-    states = task_states(failed.state_details.flow_run_id)
-    assert states["prepare"] == "Completed"
-    assert not {"read", "infer_schema", "profile", "validate", "enrich", "transform"} & set(states)
+    assert task_states(failed.state_details.flow_run_id) == {"whole": "Failed"}
+    assert _ran("read") == reads + 1
+    file_id = fingerprint(second)[0]
+    assert list(redis_client.scan_iter(match=f"{sink_keys.prefix}result:prepare:*:{file_id}:*"))
 
     resumed = ingest(second)
 
     assert resumed.is_completed()
     assert count_rows(db, "fused") == 520
-    states = task_states(resumed.state_details.flow_run_id)
-    assert (states["prepare"], states["load"]) == ("Cached", "Completed")
+    assert task_states(resumed.state_details.flow_run_id) == {"whole": "Completed"}
+    assert _ran("read") == reads + 1  # prepare's stored result: no stage ran again
+    assert _ran("load") >= 1
 
 
 @pytest.mark.parametrize("per_task", [True, False], ids=["per_stage", "fused"])
@@ -159,6 +170,7 @@ def test_a_resumed_run_whose_staging_is_gone_stages_the_file_again(
     second = weather_csv(home / "inbox" / dataset / "2.csv", rows=150 + more)
     failed = _fail_load(ingest, second, dataset, settings)
     assert failed.is_failed()
+    restaged = _ran("restage")
     for staged in (home / "staging").iterdir():  # e.g. a machine restart emptied the staging
         shutil.rmtree(staged)
 
@@ -167,7 +179,10 @@ def test_a_resumed_run_whose_staging_is_gone_stages_the_file_again(
     assert resumed.is_completed(), resumed.message
     assert resumed.result().outcome == "loaded"
     assert count_rows(db, dataset) == 250 + 2 * more
-    assert "restage" in task_states(resumed.state_details.flow_run_id)
+    if per_task:
+        assert "restage" in task_states(resumed.state_details.flow_run_id)
+    else:
+        assert _ran("restage") == restaged + 1
     assert second.exists() and not (home / "quarantine" / dataset).exists()
 
 

@@ -142,19 +142,39 @@ def _run_logs(flow_run_id: Any) -> list[str]:
     return asyncio.run(read())
 
 
-def test_each_stage_logs_one_line_with_the_file_id_and_its_seconds(ingest: Any, home: Path) -> None:
+STAGE_LINES = ("fingerprint", "read", "infer_schema", "profile", "validate", "load")
+
+
+@pytest.mark.parametrize("fused", [False, True], ids=["per_stage", "fused"])
+def test_each_stage_logs_one_line_with_the_file_id_and_its_seconds(
+    ingest: Any,
+    home: Path,
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    fused: bool,
+) -> None:
+    """A big file's stage tasks log their lines to the run (the UI); a small file's one `file`
+    task logs its own line there and its stages' lines to the `sluice.stages` logger only."""
     from sluice.read import fingerprint
 
-    path = weather_csv(home / "inbox" / "logged" / "a.csv", rows=60)
+    if not fused:
+        monkeypatch.setattr(settings, "fuse_below_bytes", 0)
+    path = weather_csv(home / "inbox" / f"logged_{fused}" / "a.csv", rows=60)
     file_id, _ = fingerprint(path)
 
-    state = ingest(path)
+    with caplog.at_level("INFO", logger="sluice.stages"):
+        state = ingest(path)
 
     assert state.is_completed()
-    lines = [m for m in _run_logs(state.state_details.flow_run_id) if m.startswith("stage=")]
+    shipped = [m for m in _run_logs(state.state_details.flow_run_id) if m.startswith("stage=")]
+    local = [r.getMessage() for r in caplog.records if r.name == "sluice.stages"]
+    lines = local if fused else shipped
     stages = [line.split()[0].removeprefix("stage=") for line in lines]
-    for stage in ("fingerprint", "read", "infer_schema", "profile", "validate", "load"):
+    for stage in STAGE_LINES:
         assert stages.count(stage) == 1, (stage, lines)
+    if fused:
+        assert [line.split()[0] for line in shipped] == ["stage=file"]
     [load] = [line for line in lines if line.startswith("stage=load ")]
     fields = dict(part.split("=", 1) for part in load.split())
     assert fields["file_id"] == file_id and fields["outcome"] == "ok"
@@ -179,7 +199,8 @@ def test_a_run_has_its_dataset_tag_a_summary_and_a_progress_artifact(
     assert "| table | public.observed (created) |" in summary.data
     assert "| load |" in summary.data and "| read |" in summary.data
     assert float(artifacts["progress"].data) == 100.0
-    assert {"table"} <= set(artifacts)  # profile and validation tables, as before
+    assert "#### profile" in summary.data and "#### validation" in summary.data
+    assert "table" not in artifacts  # one artifact for the file, with the stages' tables
 
 
 @pytest.mark.timeout(1200)  # serve on a shared, loaded CI machine: its waits are bounded below

@@ -84,6 +84,23 @@ def _artifact(key: str) -> Any:
     return asyncio.run(read())
 
 
+def _section(dataset: str, kind: str) -> tuple[str, list[dict[str, str]]]:
+    """The `kind` table (profile, validation) of the dataset's newest run summary: its title
+    line and its rows, as the summary artifact's markdown shows them."""
+    artifact = _artifact(f"summary-{dataset}")
+    assert artifact.type == "markdown"
+    lines = artifact.data.split("\n")
+    at = lines.index(f"#### {kind}")
+    title = lines[at + 2]
+    table = []
+    for line in lines[at + 4 :]:
+        if not line.startswith("|"):
+            break
+        table.append([cell.strip() for cell in line.strip("|").split(" | ")])
+    names = table[0]
+    return title, [dict(zip(names, row, strict=True)) for row in table[2:]]
+
+
 def test_a_passing_file_loads_and_publishes_profile_and_validation(
     ingest: Any, db: Any, home: Path, settings: Settings
 ) -> None:
@@ -112,20 +129,14 @@ def test_a_passing_file_loads_and_publishes_profile_and_validation(
     assert stored["time"]["step_s"] == 600 and stored["time"]["gaps"] == 0
     assert _validation(db, outcome.file_id)["success"] is True
 
-    profile_artifact = _artifact("profile-q-pass")
-    assert profile_artifact.type == "table"
-    columns = {row["column"]: row for row in _table(profile_artifact)}
+    _, profile_rows = _section("q-pass", "profile")
+    columns = {row["column"]: row for row in profile_rows}
     assert columns["site"]["top"] == "A (167), B (167), C (166)"
     assert set(columns["temp_c"]) >= {"null_ratio", "distinct", "mean", "stddev", "histogram"}
-    validation_artifact = _artifact("validation-q-pass")
-    checks = [(r["check"], r["outcome"]) for r in _table(validation_artifact)]
+    title, validation_rows = _section("q-pass", "validation")
+    checks = [(r["check"], r["outcome"]) for r in validation_rows]
     assert ("expect_column_values_to_be_between", "passed") in checks
-    assert "passed" in validation_artifact.description
-
-
-def _table(artifact: Any) -> list[dict[str, Any]]:
-    data = artifact.data
-    return list(json.loads(data) if isinstance(data, str) else data)
+    assert "passed" in title
 
 
 def test_a_file_failing_an_error_expectation_is_quarantined_and_nothing_is_visible(
@@ -183,10 +194,10 @@ def test_a_warn_only_failure_loads_and_records_the_warning(
         "unexpected": 10,
         "sample": ["C"],
     }
-    rows = _table(_artifact("validation-q-warn"))
+    _, rows = _section("q-warn", "validation")
     in_set = [r for r in rows if r["check"] == "expect_column_values_to_be_in_set"]
     assert [(r["column"], r["outcome"], r["unexpected"]) for r in in_set] == [
-        ("site", "warning", 10)
+        ("site", "warning", "10")
     ]
 
 
@@ -229,7 +240,7 @@ def test_row_level_mode_splits_the_rows_exactly_between_table_and_quarantine_fil
     assert str(rows_file) in outcome.message
     validation = _validation(db, outcome.file_id)
     assert (validation["mode"], validation["rejected_rows"]) == ("rows", 3)
-    summary = _artifact("validation-q-rows").description
+    summary, _ = _section("q-rows", "validation")
     assert "mode `rows`" in summary and "3 rows quarantined" in summary
 
 
@@ -319,7 +330,7 @@ def test_drift_is_flagged_on_a_shifted_file_and_fails_it_when_the_rule_says_erro
     assert found[("mean_shift", "temp_c")]["score"] > 3
     assert "'D'" in found[("new_categories", "site")]["message"]
     assert validation["history"] == 2
-    artifact_rows = _table(_artifact("validation-q-drift"))
+    _, artifact_rows = _section("q-drift", "validation")
     assert {r["check"] for r in artifact_rows if r["outcome"] == "warning"} >= {
         "drift: mean_shift",
         "drift: null_ratio",

@@ -26,8 +26,8 @@ import pytest
 import redis
 from psycopg import sql
 
+from sluice.locks import WriterSlot
 from sluice.read import fingerprint
-from tasks.load import WRITERS_LIMIT
 from tests.data import weather_csv
 from tests.scaleout.conftest import CONCURRENCY_LIMIT, Production
 
@@ -188,15 +188,18 @@ def test_two_worker_processes_load_every_file_exactly_once_within_both_limits(
     files = _files(prod, "scaled", 24)
     prod.worker("one", "--writers", "2")
     prod.worker("two", "--writers", "2")
-    held = {"names": [WRITERS_LIMIT], "slots": 2, "mode": "concurrency"}
-    prod.api("v2/concurrency_limits/increment", held)
+    r = prod.stack.redis()
+    held = [WriterSlot(r, prod.stack.keys(), lease_s=30) for _ in range(2)]
+    prod.wait(lambda: r.exists(prod.stack.keys().writers_limit), 120, "the workers' limit")
+    assert all(slot.acquire(wait_s=30) for slot in held)  # another worker is writing twice
     try:
         for path in files:
             prod.start_run(INGEST, path=path)
         prod.wait(lambda: _loading(prod), 300, "a load waiting for the writers' slots")
         assert _ledger(prod, "scaled") == {}  # it waits: the slots are taken
     finally:
-        prod.api("v2/concurrency_limits/decrement", held)
+        for slot in held:
+            slot.release()
 
     prod.wait(lambda: len(_ledger(prod, "scaled")) == len(files), 600, "every file loaded")
     prod.wait(
