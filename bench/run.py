@@ -53,7 +53,23 @@ PLANS: dict[str, list[tuple[str, list[str]]]] = {
     ],
     "quick": [
         ("ingest_vs_copy", ["--rows", "200000", "--rounds", "1"]),
-        ("serve_latency", ["--files", "40", "--rounds", "1", "--rate", "2", "--duration", "20"]),
+        (
+            "serve_latency",
+            [
+                "--files",
+                "40",
+                "--rounds",
+                "1",
+                "--rate",
+                "2",
+                "--duration",
+                "20",
+                "--lone",
+                "10",
+                "--floor-runs",
+                "40",
+            ],
+        ),  # fmt: skip
         ("memory", ["--gb", "0.05", "0.2"]),
     ],
 }

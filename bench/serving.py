@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import connect, stage_counts
+from bench.cpu import ServerCpu
 from sluice.read import fingerprint
 from sluice.settings import get_settings
 from tests.data import weather_csv
@@ -76,6 +77,7 @@ class Serve:
             self.env["SLUICE_SENSOR_QUIET_S"] = str(quiet_s)
         self.concurrency = concurrency
         self.log = self.home / "serve.log"
+        self.cpu = ServerCpu(self.api)
 
     def __enter__(self) -> Serve:
         self.inbox.mkdir(parents=True)
