@@ -29,6 +29,39 @@ def _table() -> list[tuple[int, int, str, float]]:
     return rows
 
 
+def process_tree_cpu(pid: int) -> float:
+    """CPU seconds of a process and its descendants (e.g. `sluice serve`, the worker)."""
+    table = _table()
+    tree, grew = {pid}, True
+    while grew:
+        more = {p for p, ppid, _, _ in table if ppid in tree and p not in tree}
+        tree |= more
+        grew = bool(more)
+    return sum(cpu for p, _, _, cpu in table if p in tree)
+
+
+def postgres_cpu(data_dir: str, exclude_database: str) -> float:
+    """CPU seconds of the PostgreSQL cluster in `data_dir` but the backends of one database (the
+    Prefect server's, counted as the server's): the live ones, and those already gone (a
+    postmaster's reaped children: a client that connects per query leaves no live backend)."""
+    table = _table()
+    postmasters = {pid for pid, _, cmd, _ in table if cmd.endswith(f"/postgres -D {data_dir}")}
+    total = sum(_reaped(pid) for pid in postmasters)
+    backend = f" {exclude_database} "
+    for pid, ppid, cmd, cpu in table:
+        if (pid in postmasters or ppid in postmasters) and backend not in cmd:
+            total += cpu
+    return total
+
+
+def _reaped(pid: int) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[13]) + int(fields[14])) / TICK  # cutime + cstime
+
+
 class ServerCpu:
     """`ServerCpu(api_url, database="prefect").seconds()`: the server's CPU so far."""
 

@@ -51,12 +51,15 @@ from bench.common import (
     uncached,
     write_json,
 )
+from bench.cpu import postgres_cpu, process_tree_cpu
 from bench.floor import measure as floor_rate
 from bench.serving import Ledger, Serve
 from sluice.load import ensure_catalog
 from sluice.settings import get_settings
 
 DATASET, COPY_TABLE = "bench_small", "bench_small_copy"
+PREFECT_DB = "prefect"  # the local Prefect server's database (counted as the server's CPU)
+PG_DATA = str(get_settings().home / "services" / "pg" / "data")  # the local services' cluster
 USER_COLUMNS = ("timestamp", "station_id", "air_temp_c", "humidity", "note")
 
 
@@ -83,6 +86,7 @@ def throughput_round(
     ledger.start()
     before = serve.settle()
     cpu_before = serve.cpu.seconds()
+    worker_before, sink_before = process_tree_cpu(serve.proc.pid), postgres_cpu(PG_DATA, PREFECT_DB)
     started = time.time()
     dropped = [serve.drop(path) for path, _ in batch]
     done = ledger.wait(timeout_s)
@@ -91,12 +95,16 @@ def throughput_round(
     rate = len(ledger.seen) / seconds
     not_run = uncached(before, serve.settle(), files) if done else ["(timed out)"]
     # the server's CPU until every run has ended (settled), per committed file
-    server_cpu = (serve.cpu.seconds() - cpu_before) / max(1, len(ledger.seen))
+    committed = max(1, len(ledger.seen))
+    server_cpu = (serve.cpu.seconds() - cpu_before) / committed
+    worker_cpu = (process_tree_cpu(serve.proc.pid) - worker_before) / committed
+    sink_cpu = (postgres_cpu(PG_DATA, PREFECT_DB) - sink_before) / committed
     copy_s, per_file = copy_files(dropped)
     return dict(
         seconds=seconds, rate=rate, committed=len(ledger.seen), copy_s=copy_s,
         copy_per_file=per_file, psql_s=psql_loop(dropped), not_run=not_run,
-        server_cpu_per_file=server_cpu,
+        server_cpu_per_file=server_cpu, worker_cpu_per_file=worker_cpu,
+        sink_cpu_per_file=sink_cpu,
     )  # fmt: skip
 
 
@@ -259,6 +267,10 @@ def report(args: argparse.Namespace, m: dict[str, Any]) -> list[dict[str, Any]]:
         f"per run; sluice serve {sluice.median / floor['rate']:.2f} of it"
     )
     print(f"  server CPU per file   : {cpu.show('s', 3)} (Prefect server + its PostgreSQL)")
+    worker = Figures(tuple(r["worker_cpu_per_file"] for r in rounds))
+    sink = Figures(tuple(r["sink_cpu_per_file"] for r in rounds))
+    print(f"  serve CPU per file    : {worker.show('s', 3)} (sluice serve: sensor, stages, client)")
+    print(f"  sink CPU per file     : {sink.show('s', 3)} (PostgreSQL but the Prefect database)")
     lone = m["lone"]
     print(
         f"a lone file into an idle serve ({len(lone)} files, one at a time): "
