@@ -48,7 +48,8 @@ def test_both_uis_show_a_files_run_and_its_artifacts(
     of_run = {"artifacts": {"flow_run_id": {"any_": [flow_run["id"]]}}}
     found = stack.api("artifacts/filter", of_run)
     artifacts = sorted(a["key"] for a in found if a["key"])
-    assert [a.split("-")[0] for a in artifacts] == ["profile", "summary", "validation"], artifacts
+    assert artifacts == [f"summary-{DATASET.replace('_', '-')}"], artifacts  # one per file
+    [summary] = [a for a in found if a["key"]]
 
     ui = stack.env["PREFECT_API_URL"].removesuffix("/api")
     for base in (ui, f"{ui}/v2"):
@@ -56,6 +57,13 @@ def test_both_uis_show_a_files_run_and_its_artifacts(
         _shown(browser, f"{base}/runs", [name], tmp_path / f"runs-{version}.png")
         page = f"{base}/runs/flow-run/{flow_run['id']}"
         _shown(browser, page, [name, *artifacts], tmp_path / f"run-{version}.png", "Artifacts")
+    # the summary holds what the profile and validation artifacts showed before
+    _shown(
+        browser,
+        f"{ui}/artifacts/artifact/{summary['id']}",
+        ["readings.csv: loaded", "profile", "validation", "expect_column_values_to_not_be_null"],
+        tmp_path / "summary.png",
+    )
 
 
 def test_services_status_says_where_the_ui_is(stack: Stack) -> None:
