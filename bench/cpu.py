@@ -13,6 +13,20 @@ from urllib.parse import urlparse
 TICK = os.sysconf("SC_CLK_TCK")
 
 
+def _stat(pid: int | str) -> list[str]:
+    """/proc/<pid>/stat's fields after the command name (state first); [] when it is gone."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return []
+
+
+def cpu_seconds(pid: int) -> float:
+    """The process's own CPU seconds (utime + stime)."""
+    fields = _stat(pid)
+    return (int(fields[11]) + int(fields[12])) / TICK if fields else 0.0
+
+
 def _table() -> list[tuple[int, int, str, float]]:
     """(pid, ppid, command line, cpu seconds) of every process."""
     rows = []
@@ -21,11 +35,11 @@ def _table() -> list[tuple[int, int, str, float]]:
             continue
         try:
             cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        cpu = (int(fields[11]) + int(fields[12])) / TICK  # utime + stime
-        rows.append((int(entry.name), int(fields[1]), cmd, cpu))
+        if fields := _stat(entry.name):
+            cpu = (int(fields[11]) + int(fields[12])) / TICK  # utime + stime
+            rows.append((int(entry.name), int(fields[1]), cmd, cpu))
     return rows
 
 
@@ -55,11 +69,8 @@ def postgres_cpu(data_dir: str, exclude_database: str) -> float:
 
 
 def _reaped(pid: int) -> float:
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[13]) + int(fields[14])) / TICK  # cutime + cstime
+    fields = _stat(pid)
+    return (int(fields[13]) + int(fields[14])) / TICK if fields else 0.0  # cutime + cstime
 
 
 class ServerCpu:

@@ -19,11 +19,15 @@ import threading
 import time
 from typing import Any
 
-from prefect import flow, task
-
-from bench.common import parser_for
-from bench.cpu import ServerCpu
 from sluice.settings import get_settings
+
+# Prefect reads its API URL when it is imported: the local server's unless the caller said
+os.environ.setdefault("PREFECT_API_URL", get_settings().prefect_api_url)
+
+from prefect import flow, task  # noqa: E402
+
+from bench.common import parser_for  # noqa: E402
+from bench.cpu import ServerCpu  # noqa: E402
 
 
 @task(name="trivial", persist_result=False)
@@ -41,8 +45,7 @@ def measure(runs: int, concurrency: int) -> dict[str, Any]:
     """runs/s and server CPU seconds per run, after a warm-up run."""
     from deployments.serve import WarmExecutor
 
-    api = os.environ.get("PREFECT_API_URL") or get_settings().prefect_api_url
-    os.environ["PREFECT_API_URL"] = api
+    api = os.environ["PREFECT_API_URL"]
     deployment_id = bare.to_deployment("bench-floor").apply()
     executor = WarmExecutor({deployment_id: bare}, workers=concurrency)
     cpu = ServerCpu(api)

@@ -29,6 +29,7 @@ from typing import Any
 import httpx
 
 from bench import PROJECT_ROOT
+from bench.cpu import cpu_seconds
 from sluice import load as sink
 from sluice.read import fingerprint
 from sluice.settings import get_settings
@@ -36,15 +37,6 @@ from tests.data import weather_csv
 
 SLUICE = str(Path(sys.executable).with_name("sluice"))
 PREFECT = str(Path(sys.executable).with_name("prefect"))
-TICK = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_seconds(pid: int) -> float:
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / TICK  # utime + stime
 
 
 def processes(prefect_port: str, pg_data: str, redis_port: str) -> dict[str, list[int]]:

@@ -52,7 +52,6 @@ from bench.common import (
     write_json,
 )
 from bench.cpu import postgres_cpu, process_tree_cpu
-from bench.floor import measure as floor_rate
 from bench.serving import Ledger, Serve
 from sluice.load import ensure_catalog
 from sluice.settings import get_settings
@@ -214,6 +213,8 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             ]
             fresh = freshness(serve, args.rows, args.rate, args.duration)
             lone = lone_files(serve, args.rows, args.lone)
+        from bench.floor import measure as floor_rate  # imports Prefect: after Serve set its API
+
         floor = floor_rate(args.floor_runs, args.concurrency)
     finally:
         with connect() as conn:

@@ -123,6 +123,7 @@ def find(conn: Conn, key: str) -> tuple[str, str, str] | None:
 def forget(conn: Conn, file_id: str) -> Forgotten | None:
     """Delete a file's rows from its table and its ledger row in one transaction, and record a
     `sluice.file.forgotten` outbox event with them; None when the ledger has no such file."""
+    ensure_catalog(conn)  # a database Sluice never wrote to has no ledger yet: nothing to forget
     with conn.transaction():
         row = conn.execute(
             "DELETE FROM sluice.files WHERE file_id = %s RETURNING dataset, target",

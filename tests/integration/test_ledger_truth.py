@@ -234,3 +234,8 @@ def test_rules_edited_during_a_run_do_not_reach_its_later_stages(
         "SELECT rules_hash FROM sluice.files WHERE dataset = 'midrun'"
     ).fetchall()
     assert rules_hash == before
+
+
+def test_forget_on_a_database_sluice_never_wrote_to_finds_nothing(other_database: str) -> None:
+    with psycopg.connect(other_database, autocommit=True) as conn:
+        assert ledger.forget(conn, "ab" * 32) is None

@@ -13,7 +13,6 @@ from __future__ import annotations
 import fcntl
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -28,6 +27,7 @@ import pytest
 
 from sluice.read import fingerprint
 from tests.data import weather_csv
+from tests.fix_stack import stop
 
 pytestmark = [pytest.mark.services, pytest.mark.wheel, pytest.mark.timeout(1200)]
 
@@ -188,7 +188,7 @@ def test_an_installed_sluice_ingests_and_serves_outside_the_checkout(user: Insta
         said = [line for line in lines if "relay" not in line]  # not the every-minute runs
         raise AssertionError(f"{exc}\n--- sluice serve log ---\n" + "\n".join(said[-80:])) from None
     finally:
-        _stop(serve)
+        stop(serve)  # SIGTERM: it finishes its runs and stops
         log.close()
 
 
@@ -200,17 +200,6 @@ def _wait(
         assert proc.poll() is None, f"sluice serve exited ({proc.returncode}) waiting for {what}"
         assert time.monotonic() < deadline, f"timed out after {timeout:.0f} s waiting for {what}"
         time.sleep(0.25)
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    """SIGTERM to serve (it finishes its runs and stops), SIGKILL if it outlives a minute."""
-    if proc.poll() is None:
-        os.kill(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait()
 
 
 def test_an_installed_sluice_runs_its_demo(user: Installed) -> None:
