@@ -5,7 +5,8 @@ It catches what events missed: files dropped while the sensor was down, a lost e
 that failed transiently. Scheduled (every few minutes) in prefect.yaml and `sluice serve`.
 
 For each file that is complete (unchanged for the sensor's quiet period): a file with an
-ingest-file run scheduled, pending or running (a backlog behind the sensor's events) is left to
+ingest-file run scheduled, pending or running (a backlog behind the sensor's events), or one
+the sensor of this process holds back until a run thread is free (`sluice serve`), is left to
 that run; a version already marked loaded in Redis is skipped without reading it; otherwise
 its content hash decides: in the ledger, it is marked and skipped; locked by a live run,
 skipped; else a run is started. A seen-mark only spares the hashing: the ledger confirms the
@@ -30,7 +31,7 @@ from flows.ingest_file import ingest_file
 from sluice import checkpoints, ledger
 from sluice import load as sink
 from sluice.read import fingerprint
-from sluice.sensor import waiting_files
+from sluice.sensor import held, waiting_files
 from sluice.settings import get_settings
 
 INGEST_DEPLOYMENT = "ingest-file/ingest-file"
@@ -97,7 +98,7 @@ def find_waiting(quiet_s: float) -> Found:
         if now - st.st_mtime < quiet_s:
             found.still_written += 1
             continue
-        if str(path) in queued:
+        if str(path) in queued or held(str(path)):  # a run asked for, or serve's sensor has it
             found.queued += 1
             continue
         versions.append((path, st.st_size, st.st_mtime_ns))

@@ -37,6 +37,7 @@ from sluice.datasets import dataset_for
 log = logging.getLogger(__name__)
 
 MARKER = ".done"
+_WATCHING: set[InboxSensor] = set()  # the sensors running in this process (`holds`)
 _IGNORED_SUFFIXES = (".part", ".tmp", ".crdownload", ".swp", "~", MARKER)
 
 
@@ -111,6 +112,8 @@ class InboxSensor:
         self._candidates: dict[Path, _Candidate] = {}
         self._announced: dict[Path, tuple[int, int]] = {}
         self._queue: queue.Queue[Arrival | None] = queue.Queue(maxsize=queue_size)
+        self._held: set[str] = set()  # paths queued or being announced
+        self._held_lock = threading.Lock()
         self.announced = 0
         self.skipped = 0
 
@@ -181,6 +184,8 @@ class InboxSensor:
             self._announced[path] = (size, mtime_ns)
             return
         self._announced[path] = (size, mtime_ns)
+        with self._held_lock:
+            self._held.add(arrival.path)
         self._queue.put(arrival)  # blocks when the announcer is behind: backpressure
 
     def scan(self, *, at_start: bool = True) -> int:
@@ -208,6 +213,16 @@ class InboxSensor:
                 self.announced += 1
             except Exception:  # noqa: BLE001 - one failed announcement must not stop the rest
                 log.exception("could not announce %s; the sweep will pick it up", arrival.path)
+            finally:
+                with self._held_lock:
+                    self._held.discard(arrival.path)
+
+    def holds(self, path: str) -> bool:
+        """Whether the sensor will announce the file at `path` (or is announcing it now)."""
+        with self._held_lock:
+            if path in self._held:
+                return True
+        return Path(path) in self._candidates
 
     def run(self, stop: threading.Event, *, tick_s: float = 0.2) -> None:
         """Watch until `stop` is set: scan, then observe changes and tick every `tick_s`."""
@@ -216,6 +231,7 @@ class InboxSensor:
         self.inbox.mkdir(parents=True, exist_ok=True)
         announcer = threading.Thread(target=self._announcer, name="sluice-announcer", daemon=True)
         announcer.start()
+        _WATCHING.add(self)
         try:
             log.info("sensor: %d file(s) already waiting in %s", self.scan(), self.inbox)
             self.tick()
@@ -237,5 +253,13 @@ class InboxSensor:
                 self.observe(Path(p) for change, p in changes if change != gone)
                 self.tick()
         finally:
+            _WATCHING.discard(self)
             self._queue.put(None)
             announcer.join(timeout=30)
+
+
+def held(path: str) -> bool:
+    """Whether a sensor running in this process will announce the file (or is announcing it):
+    `sluice serve`'s sensor holds files back while every run thread is busy, and the sweep
+    must not start second runs of them."""
+    return any(sensor.holds(path) for sensor in tuple(_WATCHING))

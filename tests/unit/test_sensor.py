@@ -206,3 +206,33 @@ def test_files_in_a_folder_that_appears_are_seen_with_it(tmp_path: Path) -> None
 
     assert sorted(Path(a.path).name for a in got) == ["a.csv", "b.csv"]
     assert {a.dataset for a in got} == {"newds"}
+
+
+def test_a_file_the_announcer_holds_back_is_held_until_announced(tmp_path: Path) -> None:
+    """serve's sensor waits for a free run thread inside its announcement: the sweep of the
+    same process asks `held` and leaves such a file alone."""
+    from sluice import sensor as module
+
+    release = threading.Event()
+    sensor = InboxSensor(tmp_path, lambda _arrival: release.wait(10), quiet_s=0.0)
+    path = tmp_path / "ds" / "a.csv"
+    path.parent.mkdir()
+    path.write_text("ts,v\n2024-01-01,1\n")
+    stop = threading.Event()
+    watcher = threading.Thread(target=sensor.run, args=(stop,), daemon=True)
+    watcher.start()
+    try:
+        deadline = time.monotonic() + 10
+        while not module.held(str(path)) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert module.held(str(path))
+        assert not module.held(str(tmp_path / "ds" / "other.csv"))
+        release.set()
+        deadline = time.monotonic() + 10
+        while module.held(str(path)) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not module.held(str(path))
+    finally:
+        release.set()
+        stop.set()
+        watcher.join(timeout=10)
