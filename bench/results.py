@@ -140,7 +140,7 @@ def results_markdown(
         + (", ".join(started_services) or "none, they were running")
         + ".",
         "",
-        "## Goals (issue 8)",
+        "## Goals (issues 8, 13 and 17)",
         "",
         *goals_table(runs),
         "",
