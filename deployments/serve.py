@@ -48,7 +48,6 @@ from prefect import Flow, flow_engine
 from prefect.client.orchestration import SyncPrefectClient, get_client
 from prefect.client.schemas.objects import FlowRun
 from prefect.context import SettingsContext, get_settings_context
-from prefect.events import emit_event
 from prefect.events.schemas.deployment_triggers import DeploymentEventTrigger
 from prefect.exceptions import Abort
 from prefect.flow_engine import run_flow
@@ -175,11 +174,10 @@ class WarmExecutor:
     UI). `housekeeping` runs every `housekeeping_s` on the polling client (worker heartbeats,
     re-reading the deployments).
 
-    A run sends no heartbeats of its own: Prefect's sync engine joins its heartbeat thread at
-    the run's end, which sleeps in 1 s steps (measured: a 0-task run 1.1 s with it, 0.12 s
-    without; docs/decisions.md). With `heartbeat_s` the executor sends the heartbeat events for
-    all its runs in flight instead, every `heartbeat_s` from the polling thread, as the zombie
-    automation of `sluice worker` expects them.
+    With `run_heartbeats` False (serve) a run sends no heartbeats: Prefect's sync engine joins
+    its heartbeat thread at the run's end, which sleeps in 1 s steps (measured: a 0-task run
+    1.1 s with it, 0.12 s without; docs/decisions.md). `sluice worker` keeps them (True): the
+    zombie automation that crashes a dead worker's runs needs them.
     """
 
     flows: dict[UUID, Flow[Any, Any]]
@@ -188,7 +186,7 @@ class WarmExecutor:
     who: str | None = None
     housekeeping: Callable[[SyncPrefectClient], None] | None = None
     housekeeping_s: float = 10.0
-    heartbeat_s: float | None = None
+    run_heartbeats: bool = False
     started: int = 0
     finished: int = 0
     _running: dict[UUID, tuple[FlowRun, Future[Any]]] = field(default_factory=dict)
@@ -272,7 +270,7 @@ class WarmExecutor:
             flow = _unnamed(flow)
         log.info("run %s (%s) starts", run.name, flow.name)
         with self._lock:
-            future = self._pool.submit(_execute, flow, run)
+            future = self._pool.submit(_execute, flow, run, self.run_heartbeats)
             self._running[run.id] = (run, future)
             self.started += 1
         run_id = run.id
@@ -284,45 +282,14 @@ class WarmExecutor:
             self.finished += 1
             self._lock.notify_all()
 
-    def beat(self) -> int:
-        """One heartbeat event per run in flight (what the engine's heartbeat thread sends)."""
-        with self._lock:
-            runs = [run for run, _ in self._running.values()]
-        for run in runs:
-            emit_event(
-                event="prefect.flow-run.heartbeat",
-                resource={
-                    "prefect.resource.id": f"prefect.flow-run.{run.id}",
-                    "prefect.resource.name": run.name or "",
-                },
-                related=[
-                    *(
-                        [{"prefect.resource.id": f"prefect.flow.{run.flow_id}",
-                          "prefect.resource.role": "flow"}]
-                        if run.flow_id else []
-                    ),
-                    *(
-                        [{"prefect.resource.id": f"prefect.deployment.{run.deployment_id}",
-                          "prefect.resource.role": "deployment"}]
-                        if run.deployment_id else []
-                    ),
-                    *({"prefect.resource.id": f"prefect.tag.{tag}", "prefect.resource.role": "tag"}
-                      for tag in sorted(run.tags or [])),
-                ],
-            )  # fmt: skip
-        return len(runs)
-
     def run(self, stop: threading.Event) -> None:
-        chores_due = beat_due = 0.0
+        chores_due = 0.0
         with get_client(sync_client=True) as client:
             while not stop.is_set():
                 try:
                     if self.housekeeping is not None and time.monotonic() >= chores_due:
                         self.housekeeping(client)
                         chores_due = time.monotonic() + self.housekeeping_s
-                    if self.heartbeat_s and time.monotonic() >= beat_due:
-                        self.beat()
-                        beat_due = time.monotonic() + self.heartbeat_s
                     self.poll_once(client)
                 except Exception:  # noqa: BLE001 - the server restarting must not end serve
                     log.exception("polling the Prefect server failed; trying again")
@@ -373,10 +340,11 @@ class Starter:
         metrics.ARRIVALS.labels(arrival.dataset).inc()
 
 
-def _execute(flow: Flow[Any, Any], run: FlowRun) -> Any:
-    """Run the flow run here, to its final state, without a heartbeat thread of its own (the
-    executor beats for it); an async flow on an event loop of its own."""
-    with SettingsContext(profile=get_settings_context().profile, settings=_without_heartbeats()):
+def _execute(flow: Flow[Any, Any], run: FlowRun, heartbeats: bool) -> Any:
+    """Run the flow run here, to its final state (without a heartbeat thread unless asked);
+    an async flow on an event loop of its own."""
+    settings = get_settings_context().settings if heartbeats else _without_heartbeats()
+    with SettingsContext(profile=get_settings_context().profile, settings=settings):
         state = run_flow(flow, flow_run=run, parameters=run.parameters, return_type="state")
         return asyncio.run(state) if inspect.iscoroutine(state) else state
 

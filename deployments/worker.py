@@ -14,10 +14,10 @@ name (the run's infrastructure pid), and on start makes sure of what scale-out r
 - the limit on TimescaleDB writers (`tasks/load.py` takes a slot per load), kept in the sink's
   Redis while a worker lives;
 - the automation that marks runs Crashed when their heartbeats stop (a worker killed, a host
-  lost: Prefect leaves their runs Running otherwise). The worker sends a heartbeat for each of
-  its runs in flight every PREFECT_FLOWS_HEARTBEAT_FREQUENCY seconds (30 when unset; the runs
-  themselves send none, see serve.WarmExecutor); a run silent for `crash_after_s` is Crashed,
-  which triggers `sweep-inbox` to start its file again.
+  lost: Prefect leaves their runs Running otherwise). Flow runs here send heartbeats every
+  PREFECT_FLOWS_HEARTBEAT_FREQUENCY seconds (`sluice worker` sets 30 when unset; serve's runs
+  send none); a run silent for `crash_after_s` is Crashed, which triggers `sweep-inbox` to
+  start its file again.
 """
 
 from __future__ import annotations
@@ -148,7 +148,7 @@ def work(
         poll_s=poll_s,
         who=name,
         housekeeping=chores,
-        heartbeat_s=heartbeat_s,
+        run_heartbeats=True,
     )
     log.info("worker %s: pool %s, %d run(s) at once", name, pool, concurrency)
     try:

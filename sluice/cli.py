@@ -424,7 +424,7 @@ def worker(
     the load needs, on any machine. Example: sluice worker --pool sluice --concurrency 4"""
     import logging
 
-    # Before Prefect is imported: the worker beats for its runs; a dead worker's end Crashed.
+    # Before Prefect is imported: runs send heartbeats, so a dead worker's runs end Crashed.
     os.environ.setdefault("PREFECT_FLOWS_HEARTBEAT_FREQUENCY", "30")
     _use_local_prefect(get_settings())
     _quiet_prefect_console(verbose)

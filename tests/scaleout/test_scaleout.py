@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 import signal
 import threading
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -92,11 +92,10 @@ def _most_at_once(runs: list[dict[str, Any]]) -> int:
 
 
 def _loading(prod: Production) -> bool:
-    """A load task has started (then it waits for a writer's slot, or loads)."""
-    running = {"type": {"any_": ["RUNNING"]}}
-    return bool(
-        prod.api("task_runs/filter", {"task_runs": {"name": {"like_": "load-"}, "state": running}})
-    )
+    """A file is past read..transform (prepare's result is stored), so its run is at its load:
+    waiting for a writer's slot, or loading."""
+    keys = prod.stack.keys()
+    return bool(prod.stack.redis().keys(f"{keys.prefix}result:prepare:*"))
 
 
 def _mine(runs: list[dict[str, Any]], files: dict[str, Any]) -> list[dict[str, Any]]:
@@ -236,7 +235,17 @@ def test_sigkill_of_a_worker_process_mid_run_still_loads_every_file_exactly_once
         running = _mine(prod.runs(INGEST, state={"type": {"any_": ["RUNNING"]}}), files)
         return [r for r in running if r["infrastructure_pid"] == "victim"]
 
-    prod.wait(lambda: len(_ledger(prod, "killed")) >= 2 and victim_busy(), 300, "mid-run")
+    def victim_stalled() -> list[dict[str, Any]]:
+        """The victim's runs running for 10 s: the stalled one (a file's run takes a second
+        or two now, so a run seen running may have ended by the time of the kill)."""
+        since = datetime.now(UTC) - timedelta(seconds=10)
+        return [
+            r
+            for r in victim_busy()
+            if r["start_time"] and datetime.fromisoformat(r["start_time"]) < since
+        ]
+
+    prod.wait(lambda: len(_ledger(prod, "killed")) >= 2 and victim_stalled(), 300, "mid-run")
     os.killpg(victim.pid, signal.SIGKILL)
     victim.wait()
     in_flight = {r["id"] for r in victim_busy()}  # what it held when it died
