@@ -69,7 +69,7 @@ def _inbox_gauges(settings: Settings, stop: threading.Event, every_s: float = 10
     while not stop.is_set():
         try:
             with sink.connect(settings.dsn()) as conn:
-                keys = ledger.keys(conn, settings.schema_name)
+                keys = ledger.keys_for(settings.dsn(), settings.schema_name)
                 waiting, lag = status.inbox_lag(conn, r, keys, settings.inbox)
             metrics.INBOX_WAITING.set(waiting)
             metrics.INBOX_LAG.set(lag)

@@ -232,7 +232,7 @@ def refresh_backlog() -> None:
     settings = get_settings()
     with sink.connect(settings.dsn()) as conn:
         metrics.OUTBOX_PENDING.set(outbox.pending(conn))
-        keys = ledger.keys(conn, settings.schema_name)
+        keys = ledger.keys_for(settings.dsn(), settings.schema_name)
     with checkpoints.client(settings.redis_url.get_secret_value()) as r:
         metrics.DEAD_LETTERS.set(r.xlen(keys.dead))
 

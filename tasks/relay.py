@@ -47,7 +47,7 @@ def relay_events(limit: int = 500) -> int:
         checkpoints.client(settings.redis_url.get_secret_value()) as r,
         sink.connect(settings.dsn()) as conn,
     ):
-        keys = ledger.keys(conn, settings.schema_name)
+        keys = ledger.keys_for(settings.dsn(), settings.schema_name)
         for _ in range(MAX_BATCHES):
             count = outbox.relay(conn, r, keys, limit=limit, publish=emit)
             total += count
