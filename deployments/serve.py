@@ -268,7 +268,7 @@ class WarmExecutor:
         flow = self.flows[run.deployment_id]
         if named:  # named at creation: the engine need not rename it (an API call per run)
             flow = _unnamed(flow)
-        log.info("run %s (%s) starts", run.name, flow.name)
+        log.debug("run %s (%s) starts", run.name, flow.name)
         with self._lock:
             future = self._pool.submit(_execute, flow, run, self.run_heartbeats)
             self._running[run.id] = (run, future)

@@ -142,6 +142,29 @@ def _quiet_prefect_console(verbose: bool) -> None:
         os.environ.setdefault(f"PREFECT_LOGGING_HANDLERS_{handler}_LEVEL", level)
 
 
+# Loggers whose INFO lines a long-running command's terminal shows only with --verbose: each
+# stage's line, the readers' and validation's details, the task runs' states. The Prefect API
+# (the UI) gets the runs' logs either way; the terminal keeps each run's own lines.
+_DETAIL = ("sluice.stages", "sluice.readers", "sluice.validate", "prefect.task_runs")
+
+
+def _console_logging(verbose: bool) -> None:
+    """The terminal of `serve` and `worker`: a few lines per run (began, its outcome line,
+    finished) and every warning; with --verbose each stage's line too (16 lines per file)."""
+    import logging
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    for noisy in ("httpx", "watchfiles"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    if not verbose:
+        for handler in logging.getLogger().handlers:
+            handler.addFilter(_not_detail)
+
+
+def _not_detail(record: Any) -> bool:
+    return bool(record.levelno >= 30 or not record.name.startswith(_DETAIL))
+
+
 def run_files(
     paths: list[Path], dataset: str | None, verbose: bool = False, *, quiet: bool = False
 ) -> list[FileOutcome]:
@@ -385,7 +408,6 @@ def serve(
     verbose: Annotated[bool, typer.Option(help="Show Prefect's run logs here too.")] = False,
 ) -> None:
     """Serve the deployments and watch the inbox until Ctrl-C. Example: sluice serve"""
-    import logging
 
     settings = get_settings()
     api = _use_local_prefect(settings)
@@ -393,9 +415,7 @@ def serve(
         _services("up", ["prefect"])
         api = _use_local_prefect(settings)
     _quiet_prefect_console(verbose)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    for noisy in ("httpx", "watchfiles"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    _console_logging(verbose)
     from deployments.serve import serve as run_serve
 
     def ready(names: dict[str, Any]) -> None:
@@ -422,14 +442,12 @@ def worker(
 ) -> None:
     """Execute the work pool's Sluice runs warm in this process until Ctrl-C; run as many as
     the load needs, on any machine. Example: sluice worker --pool sluice --concurrency 4"""
-    import logging
 
     # Before Prefect is imported: runs send heartbeats, so a dead worker's runs end Crashed.
     os.environ.setdefault("PREFECT_FLOWS_HEARTBEAT_FREQUENCY", "30")
     _use_local_prefect(get_settings())
     _quiet_prefect_console(verbose)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    logging.getLogger("httpx").setLevel(logging.WARNING)
+    _console_logging(verbose)
     from deployments.worker import work
 
     work(pool=pool, concurrency=concurrency, writers=writers, name=name, crash_after_s=crash_after)

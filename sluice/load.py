@@ -10,6 +10,7 @@ last in that transaction, so the event exists exactly when the rows do.
 from __future__ import annotations
 
 import logging
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 
 import psycopg
@@ -18,7 +19,7 @@ import pyarrow.compute as pc
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
-from sluice import enrich, evolution, faults, outbox
+from sluice import connections, enrich, evolution, faults, outbox
 from sluice.casts import arrow_type
 from sluice.contracts import FileRef, InferredSchema, LoadReport, PgType, Staged
 from sluice.datasets import DatasetRules
@@ -76,19 +77,28 @@ CREATE INDEX IF NOT EXISTS outbox_undelivered ON sluice.outbox (id) WHERE delive
 """
 
 
-def connect(dsn: str) -> psycopg.Connection[tuple[object, ...]]:
-    return psycopg.connect(dsn, application_name="sluice", autocommit=True)
+connect = connections.connect  # an autocommit connection for a block, reused in the process
+
+
+_CHECKED: weakref.WeakKeyDictionary[psycopg.Connection[tuple[object, ...]], set[str]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 def ensure_ddl(conn: psycopg.Connection[tuple[object, ...]], newest: str, ddl: str) -> None:
     """Run idempotent catalog DDL unless `newest` (its last table) exists; serialised by an
-    advisory lock, since concurrent CREATE ... IF NOT EXISTS races otherwise."""
+    advisory lock, since concurrent CREATE ... IF NOT EXISTS races otherwise. Checked once per
+    connection: a reused connection (sluice.connections) asks once, not per stage (Sluice never
+    drops its catalog, and a dropped database ends the connections that saw it)."""
+    checked = _CHECKED.setdefault(conn, set())
+    if newest in checked:
+        return
     with conn.transaction():
         present = conn.execute("SELECT to_regclass(%s)", (newest,)).fetchone()
-        if present and present[0] is not None:
-            return
-        conn.execute("SELECT pg_advisory_xact_lock(hashtext('sluice.catalog'))")
-        conn.execute(ddl)
+        if not (present and present[0] is not None):
+            conn.execute("SELECT pg_advisory_xact_lock(hashtext('sluice.catalog'))")
+            conn.execute(ddl)
+    checked.add(newest)
 
 
 def ensure_catalog(conn: psycopg.Connection[tuple[object, ...]]) -> None:

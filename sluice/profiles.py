@@ -8,6 +8,8 @@ drift checks compare with is the profiles of the dataset's files that the ledger
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Sequence
 from dataclasses import asdict
 from typing import Any
 
@@ -93,17 +95,52 @@ def _result(result: ExpectationResult) -> dict[str, object]:
 
 
 def history(conn: Conn, dataset: str, limit: int, *, exclude: str = "") -> list[Profile]:
-    """Profiles of the dataset's last `limit` loaded files (not `exclude`), newest first."""
+    """Profiles of the dataset's last `limit` loaded files (not `exclude`), newest first.
+
+    Every file of a dataset compares itself with nearly the same history, so parsed profiles
+    are kept in this process (`_PARSED`), keyed by the stored row's version (database, file,
+    dataset, profiled_at): one query names the history, a second fetches only new profiles."""
     if limit <= 0:
         return []
     ensure_table(conn)
-    rows = conn.execute(
-        "SELECT p.profile FROM sluice.profiles p JOIN sluice.files f USING (file_id) "
-        "WHERE p.dataset = %s AND f.dataset = %s AND p.file_id <> %s "
+    where = (conn.info.host, str(conn.info.port), conn.info.dbname, dataset)
+    names = conn.execute(
+        "SELECT p.file_id, p.profiled_at FROM sluice.profiles p JOIN sluice.files f "
+        "USING (file_id) WHERE p.dataset = %s AND f.dataset = %s AND p.file_id <> %s "
         "ORDER BY f.loaded_at DESC LIMIT %s",
         (dataset, dataset, exclude, limit),
     ).fetchall()
-    return [from_json(row[0]) for row in rows if isinstance(row[0], dict)]
+    keys = [(*where, str(file_id), str(at)) for file_id, at in names]
+    if missing := [k for k in keys if k not in _PARSED]:
+        _fetch(conn, dataset, missing)
+    return [profile for k in keys if (profile := _PARSED.get(k)) is not None]
+
+
+_PARSED: dict[tuple[str, ...], Profile] = {}  # history's parsed profiles, oldest first
+_PARSED_MAX = 512
+_PARSED_LOCK = threading.Lock()
+
+
+def _fetch(conn: Conn, dataset: str, keys: Sequence[tuple[str, ...]]) -> None:
+    """Parse the stored profiles of `keys` into `_PARSED` (a profile replaced meanwhile gets a
+    new profiled_at, so a key never names two versions)."""
+    wanted = {k[-2]: k for k in keys}
+    rows = conn.execute(
+        "SELECT file_id, profiled_at, profile FROM sluice.profiles "
+        "WHERE dataset = %s AND file_id = ANY(%s)",
+        (dataset, list(wanted)),
+    ).fetchall()
+    parsed = {
+        key: from_json(doc)
+        for file_id, at, doc in rows
+        if (key := wanted.get(str(file_id))) is not None
+        and key[-1] == str(at)
+        and isinstance(doc, dict)
+    }
+    with _PARSED_LOCK:
+        _PARSED.update(parsed)
+        while len(_PARSED) > _PARSED_MAX:
+            del _PARSED[next(iter(_PARSED))]
 
 
 def stored(conn: Conn, file_id: str, dataset: str) -> Profile | None:

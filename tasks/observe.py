@@ -105,10 +105,8 @@ def _record(
     if (collected := _SECONDS.get()) is not None and outcome == "ok" and not composite:
         collected[stage] = collected.get(stage, 0.0) + seconds
     path = ref.path if ref else str(kwargs.get("path") or (args[0] if args else "-"))
-    # a stage run inside another's task (a small file's `file` task) logs here, not to the
-    # API: the run's summary artifact has its seconds, and each shipped line costs the server
-    own_task = context is not None and context.task.name == stage
-    logger = get_run_logger() if own_task or context is None else _LOCAL
+    # a composite task's line (a small file's `file`) says what the run's own end line says
+    logger = _LOCAL if composite else stage_logger(stage)
     logger.info(
         "stage=%s file_id=%s seconds=%.3f outcome=%s attempt=%d file=%s",
         stage,
@@ -120,6 +118,17 @@ def _record(
     )
     if ref is not None and stage == "read" and outcome == "ok":
         notify(ref.path, "bytes", ref.size)
+
+
+def stage_logger(stage: str) -> logging.Logger | logging.LoggerAdapter[logging.Logger]:
+    """The run's logger (shipped to the API, in the UI) for a stage running as its own task run
+    or outside any; `sluice.stages` (this process's log, not shipped) for a stage run inside
+    another's task (a small file's `file` task): the run's summary artifact has its seconds,
+    and each line shipped costs the Prefect server."""
+    context = TaskRunContext.get()
+    if context is None or context.task.name == stage:
+        return get_run_logger()
+    return _LOCAL
 
 
 def artifact_key(kind: str, dataset: str) -> str:

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from pathlib import PurePath
 
-from prefect import get_run_logger
 from prefect.events import emit_event
 
 from sluice import checkpoints, ledger, outbox
 from sluice import load as sink
 from sluice.errors import translating
 from sluice.settings import get_settings
+from tasks.observe import stage_logger
 from tasks.policy import stage_task
 
 MAX_BATCHES = 100  # a run relays at most MAX_BATCHES * limit events; the next run goes on
@@ -53,5 +53,5 @@ def relay_events(limit: int = 500) -> int:
             total += count
             if count < limit:
                 break
-    get_run_logger().info("relayed %d outbox events to %s", total, keys.events)
+    stage_logger("relay").info("relayed %d outbox events to %s", total, keys.events)
     return total

@@ -656,12 +656,19 @@ prefect_start() {
 	port_open "$PREFECT_PORT" && die "prefect: port $HOST:$PREFECT_PORT is in use by another process (set SLUICE_PREFECT_PORT)"
 	rm -f -- "$PREFECT_PIDFILE"
 	local db_url="" redis_url=""
-	local -a settings=()
+	# Both profiles: the task-run recorder writes task-run states in batches (default: one
+	# transaction per event, 12 % of the server's CPU under serve; states reach the UI up to 1 s
+	# later). docs/decisions.md has the figures.
+	local -a settings=(
+		PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_BATCH_SIZE=50
+		PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_READ_BATCH_SIZE=50
+		PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_FLUSH_INTERVAL=1
+	)
 	if [[ $PROFILE == production ]]; then
 		prefect_production_checks
 		db_url="postgresql+asyncpg://$PG_APP_USER@$HOST:$PG_PORT/$PREFECT_DB"
 		redis_url="redis://$HOST:$REDIS_PORT"
-		settings=(
+		settings+=(
 			PREFECT_MESSAGING_BROKER=prefect_redis.messaging
 			PREFECT_MESSAGING_CACHE=prefect_redis.messaging
 			PREFECT_SERVER_EVENTS_CAUSAL_ORDERING=prefect_redis.ordering
@@ -692,7 +699,12 @@ SQL
 		unset PREFECT_API_URL PREFECT_UI_API_URL PREFECT_UI_URL
 		export PREFECT_SERVER_API_HOST=$HOST PREFECT_SERVER_API_PORT=$PREFECT_PORT \
 			PREFECT_SERVER_UI_API_URL=$(prefect_url)/api PREFECT_UI_URL=$(prefect_url)
-		if [[ -n $db_url ]]; then export PREFECT_API_DATABASE_CONNECTION_URL=$db_url; fi
+		if [[ -n $db_url ]]; then
+			export PREFECT_API_DATABASE_CONNECTION_URL=$db_url
+			# 10 pooled connections (default 5): past the pool, each request's connection was a
+			# new backend that quit after it (~15 ms of PostgreSQL CPU each, ~0.05 s per file)
+			export PREFECT_SERVER_DATABASE_SQLALCHEMY_POOL_SIZE=10
+		fi
 		if ((${#settings[@]})); then export "${settings[@]}"; fi
 		# shellcheck disable=SC2016 # $$ and $1 belong to the inner shell
 		setsid nohup bash -c 'echo "$$" >"$1"; shift; exec "$@"' sluice-prefect \

@@ -155,7 +155,8 @@ def test_each_stage_logs_one_line_with_the_file_id_and_its_seconds(
     fused: bool,
 ) -> None:
     """A big file's stage tasks log their lines to the run (the UI); a small file's one `file`
-    task logs its own line there and its stages' lines to the `sluice.stages` logger only."""
+    task logs its line and its stages' lines to the `sluice.stages` logger only, and the run
+    ships its one end line (`file_id=... outcome=...`)."""
     from sluice.read import fingerprint
 
     if not fused:
@@ -167,14 +168,17 @@ def test_each_stage_logs_one_line_with_the_file_id_and_its_seconds(
         state = ingest(path)
 
     assert state.is_completed()
-    shipped = [m for m in _run_logs(state.state_details.flow_run_id) if m.startswith("stage=")]
+    run_logs = _run_logs(state.state_details.flow_run_id)
+    shipped = [m for m in run_logs if m.startswith("stage=")]
     local = [r.getMessage() for r in caplog.records if r.name == "sluice.stages"]
     lines = local if fused else shipped
     stages = [line.split()[0].removeprefix("stage=") for line in lines]
     for stage in STAGE_LINES:
         assert stages.count(stage) == 1, (stage, lines)
     if fused:
-        assert [line.split()[0] for line in shipped] == ["stage=file"]
+        assert shipped == [] and stages.count("file") == 1, (shipped, lines)
+    [end] = [m for m in run_logs if m.startswith("file_id=")]
+    assert f"file_id={file_id} outcome=loaded rows=60 " in end
     [load] = [line for line in lines if line.startswith("stage=load ")]
     fields = dict(part.split("=", 1) for part in load.split())
     assert fields["file_id"] == file_id and fields["outcome"] == "ok"

@@ -412,10 +412,12 @@ def _prefect_events(filter: Any, expected: int = 3, timeout_s: float = 20.0) -> 
             time.sleep(0.2)
 
 
-def test_a_catalog_older_than_the_outbox_gets_it(db: Conn, clean: None) -> None:
+def test_a_catalog_older_than_the_outbox_gets_it(db: Conn, database: str, clean: None) -> None:
     db.execute("DROP TABLE sluice.outbox")  # a database whose catalog predates the outbox
 
-    load.ensure_catalog(db)
+    # a process connecting to it (ensure_ddl checks once per connection: `db` has checked)
+    with psycopg.connect(database, autocommit=True) as fresh:
+        load.ensure_catalog(fresh)
 
     index = db.execute(
         "SELECT indexdef FROM pg_indexes WHERE schemaname = 'sluice' AND tablename = 'outbox' "
