@@ -54,7 +54,7 @@ def batches(staged: Staged, batch_rows: int) -> Iterator[pa.RecordBatch]:
     if (lineage := staged.lineage) is None:
         yield from iter_batches(staged, batch_rows)
         return
-    yield from _with_lineage(
+    yield from with_lineage(
         iter_batches(staged, batch_rows),
         schema(staged),
         lineage.file_id,
@@ -63,13 +63,15 @@ def batches(staged: Staged, batch_rows: int) -> Iterator[pa.RecordBatch]:
     )
 
 
-def _with_lineage(
+def with_lineage(
     batches: Iterator[pa.RecordBatch],
     schema: pa.Schema,
     file_id: str,
     now: datetime,
     skip: np.ndarray,
 ) -> Iterator[pa.RecordBatch]:
+    """The batches (the file's rows in order) with the lineage columns, `skip` rows left out
+    (1-based row numbers, sorted)."""
     first = 1
     for batch in batches:
         n = batch.num_rows

@@ -130,6 +130,39 @@ def run(
 
     `progress(rows)` is called with the rows sent so far as the COPY goes on.
     """
+    return load_batches(
+        conn,
+        ref,
+        schema,
+        rules,
+        enrich.batches(staged, batch_rows),
+        schema_name=schema_name,
+        lock_timeout_s=lock_timeout_s,
+        rows=staged.rows,
+        progress=progress,
+    )
+
+
+def load_batches(
+    conn: psycopg.Connection[tuple[object, ...]],
+    ref: FileRef,
+    schema: InferredSchema,
+    rules: DatasetRules,
+    batches: Iterator[pa.RecordBatch],
+    *,
+    schema_name: str,
+    lock_timeout_s: float,
+    rows: int | None = None,
+    progress: Callable[[int], None] | None = None,
+    verdict: Callable[[], None] | None = None,
+) -> LoadReport:
+    """Load `batches` (the schema's columns as their types, then the lineage columns) and the
+    ledger row in one transaction; `duplicate` if the ledger has the file already.
+
+    `rows` None: the ledger row counts the rows sent. `verdict()` runs after the COPY, inside
+    the transaction: whatever it raises rolls back the rows, the ledger row and any DDL
+    (sluice.onepass validates as the rows stream, and decides only once all are in).
+    """
     ensure_catalog(conn)
     target = sql.Identifier(schema_name, ref.dataset)
     label = f"{schema_name}.{ref.dataset}"
@@ -139,22 +172,28 @@ def run(
                 sql.Literal(f"{int(lock_timeout_s * 1000)}ms")
             )
         )
-        if not _claim(conn, ref, staged, label):
+        if not _claim(conn, ref, rows or 0, label):
             return LoadReport(table=label, rows=0, outcome="duplicate")
         plan = _prepare_table(conn, ref, schema, rules, schema_name)
-        _copy(conn, target, staged, schema, plan, batch_rows, progress)
+        sent = _copy(conn, target, batches, schema, plan, progress)
+        if verdict is not None:
+            verdict()
+        if rows is None:
+            conn.execute(
+                "UPDATE sluice.files SET rows = %s WHERE file_id = %s", (sent, ref.file_id)
+            )
         outbox.add(
             conn,
             outbox.LOADED,
             file_id=ref.file_id,
             dataset=ref.dataset,
-            payload=_loaded(ref, staged, label, plan),
+            payload=_loaded(ref, sent, label, plan),
         )
     faults.point("commit")
     chunks = chunk_count(conn, schema_name, ref.dataset)
     return LoadReport(
         table=label,
-        rows=staged.rows,
+        rows=sent,
         outcome="loaded",
         chunks=chunks,
         created=plan.create,
@@ -163,13 +202,13 @@ def run(
     )
 
 
-def _loaded(ref: FileRef, staged: Staged, label: str, plan: evolution.Plan) -> dict[str, object]:
+def _loaded(ref: FileRef, rows: int, label: str, plan: evolution.Plan) -> dict[str, object]:
     """The payload of the `sluice.file.loaded` event."""
     return {
         "file_id": ref.file_id,
         "dataset": ref.dataset,
         "table": label,
-        "rows": staged.rows,
+        "rows": rows,
         "path": ref.path,
         "size": ref.size,
         "created": plan.create,
@@ -181,13 +220,13 @@ def _loaded(ref: FileRef, staged: Staged, label: str, plan: evolution.Plan) -> d
 def _claim(
     conn: psycopg.Connection[tuple[object, ...]],
     ref: FileRef,
-    staged: Staged,
+    rows: int,
     label: str,
 ) -> bool:
     row = conn.execute(
         "INSERT INTO sluice.files (file_id, dataset, target, path, size, rows, rules_hash) "
         "VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (file_id) DO NOTHING RETURNING 1",
-        (ref.file_id, ref.dataset, label, ref.path, ref.size, staged.rows, ref.rules_hash),
+        (ref.file_id, ref.dataset, label, ref.path, ref.size, rows, ref.rules_hash),
     ).fetchone()
     return row is not None
 
@@ -303,28 +342,29 @@ def _history(
 def _copy(
     conn: psycopg.Connection[tuple[object, ...]],
     target: sql.Identifier,
-    staged: Staged,
+    batches: Iterator[pa.RecordBatch],
     schema: InferredSchema,
     plan: evolution.Plan,
-    batch_rows: int,
     progress: Callable[[int], None] | None = None,
-) -> None:
+) -> int:
+    """COPY the batches; returns the rows sent."""
     casts = dict(plan.casts)
     types = [casts.get(c.name, c.pg_type) for c in schema.columns] + list(LINEAGE_TYPES)
     names = [c.name for c in schema.columns] + list(LINEAGE_NAMES)
     statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(
         target, sql.SQL(", ").join(map(sql.Identifier, names))
     )
-    batches = _cast_batches(enrich.batches(staged, batch_rows), casts)
     sent = 0
     with conn.cursor().copy(statement) as copy:
         # encoded in a thread a few chunks ahead, while the server ingests the one before
-        for chunk, rows in prefetched(iter_copy_parts(batches, types)):
+        for chunk, rows in prefetched(iter_copy_parts(_cast_batches(batches, casts), types)):
             copy.write(chunk)
             faults.point("copy")
-            if rows and progress is not None:
+            if rows:
                 sent += rows
-                progress(sent)
+                if progress is not None:
+                    progress(sent)
+    return sent
 
 
 def _cast_batches(

@@ -244,22 +244,41 @@ def run(
     typed_path: Location | None = None,
 ) -> Profile:
     """Profile the staged file; with `typed_path`, also write it there cast to its types."""
-    accs = [_Acc(col) for col in schema.columns]
-    timeline = _timeline(schema)
-    target = typed_schema(schema)
-    batches = _typed(staged, schema, rules, batch_rows, accs, timeline, target)
+    profiler = Profiler(schema)
+    batches = _typed(staged, schema, rules, batch_rows, profiler)
     if typed_path is None:
         for _ in batches:
             pass
         typed = None
     else:
-        typed = write_batches(typed_path, target, batches)
-    time = None
-    if timeline is not None:
-        acc = accs[[c.name for c in schema.columns].index(timeline.column.name)]
-        time = timeline.result(acc.low, acc.high)
-    columns = tuple(a.result() for a in accs)
-    return Profile(rows=staged.rows, columns=columns, time=time, typed=typed)
+        typed = write_batches(typed_path, profiler.target, batches)
+    return profiler.result(staged.rows, typed)
+
+
+class Profiler:
+    """The statistics of a file's typed batches (the inferred schema's columns, in order),
+    added one batch at a time: the staged path here, and sluice.onepass as it loads."""
+
+    def __init__(self, schema: InferredSchema) -> None:
+        self.accs = [_Acc(col) for col in schema.columns]
+        self.timeline = _timeline(schema)
+        names = [c.name for c in schema.columns]
+        self.where = names.index(self.timeline.column.name) if self.timeline else -1
+        self.target = typed_schema(schema)
+
+    def add(self, arrays: list[pa.Array]) -> None:
+        for acc, arr in zip(self.accs, arrays, strict=True):
+            acc.add(arr)
+        if self.timeline is not None:
+            self.timeline.add(arrays[self.where])
+
+    def result(self, rows: int, typed: Staged | None = None) -> Profile:
+        time = None
+        if self.timeline is not None:
+            acc = self.accs[self.where]
+            time = self.timeline.result(acc.low, acc.high)
+        columns = tuple(a.result() for a in self.accs)
+        return Profile(rows=rows, columns=columns, time=time, typed=typed)
 
 
 def _timeline(schema: InferredSchema) -> _Timeline | None:
@@ -269,24 +288,20 @@ def _timeline(schema: InferredSchema) -> _Timeline | None:
     return None
 
 
+def as_target(arrays: list[pa.Array], target: pa.Schema) -> list[pa.Array]:
+    """Converted columns in the exact Arrow types of the typed schema."""
+    return [a if a.type == f.type else a.cast(f.type) for a, f in zip(arrays, target, strict=True)]
+
+
 def _typed(
     staged: Staged,
     schema: InferredSchema,
     rules: DatasetRules,
     batch_rows: int,
-    accs: list[_Acc],
-    timeline: _Timeline | None,
-    target: pa.Schema,
+    profiler: Profiler,
 ) -> Iterator[pa.RecordBatch]:
     """The staged batches cast to their types, each added to the statistics on its way."""
-    where = [c.name for c in schema.columns].index(timeline.column.name) if timeline else -1
     for batch in iter_batches(staged, batch_rows):
-        arrays = convert_columns(batch, schema.columns, rules.time_zone)
-        arrays = [
-            a if a.type == f.type else a.cast(f.type) for a, f in zip(arrays, target, strict=True)
-        ]
-        for acc, arr in zip(accs, arrays, strict=True):
-            acc.add(arr)
-        if timeline is not None:
-            timeline.add(arrays[where])
-        yield pa.RecordBatch.from_arrays(arrays, schema=target)
+        arrays = as_target(convert_columns(batch, schema.columns, rules.time_zone), profiler.target)
+        profiler.add(arrays)
+        yield pa.RecordBatch.from_arrays(arrays, schema=profiler.target)

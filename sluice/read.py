@@ -73,16 +73,21 @@ def _stage(opened: Opened, path: Location) -> Staged:
     first = next(batches, None)
     if first is None:
         raise UnreadableFile("the file has a header but no rows", hint="nothing to load")
-    names = unique_identifiers(opened.names)
+    schema = staged_schema(opened, first.schema, unique_identifiers(opened.names))
+    renamed = (pa.RecordBatch.from_arrays(b.columns, schema=schema) for b in _chain(first, batches))
+    staged = write_batches(path, schema, renamed)
+    return staged
+
+
+def staged_schema(opened: Opened, first: pa.Schema, names: list[str]) -> pa.Schema:
+    """The staged columns: safe `names`, the reader's types (of its `first` batch), and the
+    source names and JSON columns in the schema's metadata."""
     metadata = {
         SOURCE_NAMES: json.dumps(opened.names).encode(),
         JSON_COLUMNS: json.dumps(sorted(opened.json_columns)).encode(),
     }
-    fields = [pa.field(n, t) for n, t in zip(names, first.schema.types, strict=True)]
-    schema = pa.schema(fields, metadata=metadata)
-    renamed = (pa.RecordBatch.from_arrays(b.columns, schema=schema) for b in _chain(first, batches))
-    staged = write_batches(path, schema, renamed)
-    return staged
+    fields = [pa.field(n, t) for n, t in zip(names, first.types, strict=True)]
+    return pa.schema(fields, metadata=metadata)
 
 
 def _nonempty(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:

@@ -119,6 +119,13 @@ class Settings(BaseSettings):
         "task run outweighs a small file's stages); larger files run one task per stage. "
         "0: every file runs one task per stage.",
     )
+    one_pass: bool = Field(
+        default=True,
+        description="A file of `SLUICE_FUSE_BELOW_BYTES` or more loads in one pass: its stages "
+        "run batch by batch inside the load's transaction while PostgreSQL ingests the COPY, "
+        "one task run, `onepass` (a retry runs the pass again). false: one task per stage, "
+        "each resumable (as for `on_error: rows` datasets, which take that path anyway).",
+    )
 
     @field_validator("home", "datasets")
     @classmethod

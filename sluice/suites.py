@@ -24,12 +24,14 @@ _GX_SEVERITY = {"critical": "error", "warning": "warn", "info": "warn"}
 def baseline_suite(schema: InferredSchema, key: Sequence[str] = ()) -> tuple[Expectation, ...]:
     """The expectations the inferred schema implies, all of severity "error".
 
-    The table has at least one row; the time column has no nulls; neither has any column
-    declared nullable=False; the key (column names) is unique: one column with
-    expect_column_values_to_be_unique, several with expect_compound_columns_to_be_unique; and
-    the time column's values lie between 1900-01-01 and 2200-01-01 (a sanity check, only for a
-    date, timestamp or timestamptz time column; bounds typed to match the column). A file
-    without a time column is partitioned on `_ingested_at`, which Sluice fills: no time checks.
+    The table has at least one row; the time column has no nulls; the key (column names) is
+    unique: one column with expect_column_values_to_be_unique, several with
+    expect_compound_columns_to_be_unique; and the time column's values lie between 1900-01-01
+    and 2200-01-01 (a sanity check, only for a date, timestamp or timestamptz time column;
+    bounds typed to match the column). A file without a time column is partitioned on
+    `_ingested_at`, which Sluice fills: no time checks. No other column is checked for nulls:
+    a column is inferred non-nullable because the file has no null in it, so such a check
+    could not fail (and one pass, deciding types from a sample, cannot know it in advance).
     """
     names = [col.name for col in schema.columns]
     if schema.time_column not in names:
@@ -45,11 +47,6 @@ def baseline_suite(schema: InferredSchema, key: Sequence[str] = ()) -> tuple[Exp
         Expectation("expect_table_row_count_to_be_between", (("min_value", 1),)),
         Expectation("expect_column_values_to_not_be_null", (("column", time.name),)),
     ]
-    suite.extend(
-        Expectation("expect_column_values_to_not_be_null", (("column", col.name),))
-        for col in schema.columns
-        if not col.nullable and col.name != time.name
-    )
     if len(key) == 1:
         suite.append(Expectation("expect_column_values_to_be_unique", (("column", key[0]),)))
     elif key:

@@ -22,7 +22,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from itertools import chain
 from pathlib import Path
@@ -394,6 +394,31 @@ def run(
         seconds,
     )
     return report
+
+
+def run_batches(
+    batches: Iterator[pa.RecordBatch],
+    typed: pa.Schema,
+    schema: InferredSchema,
+    rules: DatasetRules,
+) -> chunks.Validated:
+    """The suite over typed batches (`typed` their schema) as they pass, in file mode: what
+    sluice.onepass runs while the rows stream to the COPY (drift and the verdict come after)."""
+    from sluice.errors import TerminalError
+
+    suite = _suite(schema, rules)
+    try:
+        prepared = _Prepared(_runtime(), suite, typed)
+    except ValueError as exc:  # unknown expectation type or kwargs GX rejects
+        raise TerminalError(f"dataset suite unusable: {exc}", hint=_SUITE_HINT) from exc
+    return chunks.validate_batches(
+        batches,
+        typed,
+        prepared.plan,
+        prepared.evaluate,
+        rows=VALIDATE_ROWS,
+        sample_size=SAMPLE_SIZE,
+    )
 
 
 def _suite(schema: InferredSchema, rules: DatasetRules) -> tuple[Expectation, ...]:

@@ -22,12 +22,14 @@ from sluice import ledger
 from sluice import load as sink
 from sluice.contracts import FileOutcome, FileRef, InferredSchema, LoadReport, Outcome
 from sluice.errors import StagingLost, TerminalError, UnreadableFile
+from sluice.onepass import applies as one_pass_applies
 from sluice.settings import get_settings
 from tasks.claim import claimed
 from tasks.fingerprint import fingerprint
 from tasks.finish import cleanup, quarantine_file, restage
 from tasks.load import load
 from tasks.observe import current_watch
+from tasks.onepass import onepass
 from tasks.policy import cached, stage_task
 from tasks.prepare import prepare, run_stages
 
@@ -88,7 +90,11 @@ def _steps(fused: bool) -> Callable[[Any], Callable[..., Any]]:
 
 def _stages(ref: FileRef, fused: bool) -> tuple[LoadReport, InferredSchema]:
     """read..transform, then load; the schema comes back with a note on rows row-level
-    validation set aside. Fused: read..transform is prepare's body under prepare's cache key."""
+    validation set aside. Fused: read..transform is prepare's body under prepare's cache key.
+    A large file loads in one pass (`onepass`) where the setting and its rules allow."""
+    if not fused and get_settings().one_pass and one_pass_applies(ref.in_force):
+        loaded, schema, _report = onepass(ref)
+        return loaded, schema
     if fused:
         ready, schema, report = cached(prepare, ref)
     else:

@@ -48,7 +48,7 @@ def load(ref: FileRef, ready: Staged, schema: InferredSchema) -> LoadReport:
             schema_name=settings.schema_name,
             lock_timeout_s=settings.lock_timeout_s,
             batch_rows=settings.batch_rows,
-            progress=_progress(ref, ready.rows, settings.progress_rows),
+            progress=progress_of(ref, ready.rows),
         )
 
 
@@ -76,21 +76,29 @@ def writer_slot(ref: FileRef) -> Iterator[None]:
         slot.release()
 
 
-def _progress(ref: FileRef, total: int, threshold: int) -> Callable[[int], None]:
-    """The COPY's progress: to listeners in this process, and to an artifact on long loads."""
+def progress_of(ref: FileRef, total: int | None) -> Callable[..., None]:
+    """The COPY's progress, `report(rows, estimate=None)`: to listeners in this process (the
+    CLI's bars), and to a progress artifact on a load of SLUICE_PROGRESS_ROWS rows or more.
+    `total` None: the rows are not known before the COPY (sluice.onepass), which gives its
+    estimate with each report; the artifact stays below 100 % until the last row."""
+    threshold = get_settings().progress_rows
     artifact: UUID | None = None
-    if total and total >= threshold:
-        artifact = create_progress_artifact(  # type: ignore[assignment]  # sync: a UUID
-            0.0, description=f"Loading {total:,} rows of {ref.path} into {ref.dataset}"
-        )
     last = 0.0
 
-    def report(rows: int) -> None:
-        nonlocal last
+    def report(rows: int, estimate: int | None = None) -> None:
+        nonlocal artifact, last
         notify(ref.path, "rows", rows)
+        expected = total or estimate
+        if not expected or expected < threshold:
+            return
+        if artifact is None:
+            artifact = create_progress_artifact(  # type: ignore[assignment]  # sync: a UUID
+                0.0, description=f"Loading {expected:,} rows of {ref.path} into {ref.dataset}"
+            )
         now = time.monotonic()
-        if artifact is not None and (now - last >= 1.0 or rows >= total):
+        if artifact is not None and (now - last >= 1.0 or rows >= expected):
             last = now
-            update_progress_artifact(artifact, min(100.0, 100.0 * rows / total))
+            done = 100.0 if total and rows >= total else 99.0
+            update_progress_artifact(artifact, min(done, 100.0 * rows / expected))
 
     return report

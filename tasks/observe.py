@@ -47,6 +47,18 @@ def stage_seconds() -> Iterator[dict[str, float]]:
         _SECONDS.reset(token)
 
 
+def record_seconds(seconds: dict[str, float]) -> None:
+    """Seconds of stages that ran inside one task (sluice.onepass): the stage metrics, and the
+    run's summary."""
+    context = TaskRunContext.get()
+    attempt = context.task_run.run_count if context else 1
+    collected = _SECONDS.get()
+    for stage, spent in seconds.items():
+        metrics.stage_done(stage, spent, attempt)
+        if collected is not None:
+            collected[stage] = collected.get(stage, 0.0) + spent
+
+
 @contextmanager
 def listening(listener: Listener) -> Iterator[None]:
     """Call `listener(path, kind, amount)` on progress of any file in this process."""

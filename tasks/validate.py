@@ -43,11 +43,12 @@ def validate(
         if report is not None:
             rows = verdict.report_rows(report)
             attach("validation", verdict.summary(report, ref.path), rows, ref.dataset)
-    _log(ref, report)
+    log_findings(ref, report)
     return report
 
 
-def _log(ref: FileRef, report: ValidationReport) -> None:
+def log_findings(ref: FileRef, report: ValidationReport) -> None:
+    """Warnings, drift findings and rows set aside, in the run's log (the UI)."""
     logger = get_run_logger()
     for result in report.results:
         if not result.success and result.expectation.severity == "warn":

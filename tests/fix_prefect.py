@@ -32,8 +32,10 @@ def ingest(prefect_api: None, database: str, redis_client: redis.Redis, home: Pa
 
 @pytest.fixture
 def per_stage(settings: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every file runs one task per stage (as a file of SLUICE_FUSE_BELOW_BYTES or more does)."""
+    """Every file runs one task per stage (as a file of SLUICE_FUSE_BELOW_BYTES or more does
+    with SLUICE_ONE_PASS=false, or in a dataset whose failing rows are set aside)."""
     monkeypatch.setattr(settings, "fuse_below_bytes", 0)
+    monkeypatch.setattr(settings, "one_pass", False)
 
 
 def task_states(flow_run_id: Any) -> dict[str, str]:

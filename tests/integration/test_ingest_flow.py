@@ -165,6 +165,7 @@ def test_a_resumed_run_whose_staging_is_gone_stages_the_file_again(
 ) -> None:
     if per_task:
         monkeypatch.setattr(settings, "fuse_below_bytes", 0)
+        monkeypatch.setattr(settings, "one_pass", False)
     dataset, more = ("lost_per_stage", 0) if per_task else ("lost_fused", 20)
     assert ingest(weather_csv(home / "inbox" / dataset / "1.csv", rows=100 + more)).is_completed()
     second = weather_csv(home / "inbox" / dataset / "2.csv", rows=150 + more)
@@ -229,3 +230,52 @@ def test_a_file_failing_validation_loads_nothing(ingest: Any, db: Any, home: Pat
     assert db.execute("SELECT to_regclass('public.gaps')").fetchone() == (None,)
     assert db.execute("SELECT count(*) FROM sluice.files WHERE dataset='gaps'").fetchone() == (0,)
     assert list((home / "quarantine" / "gaps").iterdir())
+
+
+@pytest.fixture
+def large(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every file takes a large file's path: one pass (SLUICE_ONE_PASS, the default)."""
+    monkeypatch.setattr(settings, "fuse_below_bytes", 0)
+    monkeypatch.setattr(settings, "one_pass", True)
+
+
+def test_a_large_file_loads_in_one_task_run_with_every_stage_in_its_summary(
+    ingest: Any, db: Any, home: Path, large: None
+) -> None:
+    from tests.integration.test_metrics import _run_details
+
+    path = weather_csv(home / "inbox" / "one_pass" / "a.csv", rows=2_500)
+
+    state = ingest(path)
+
+    assert state.is_completed(), state.message
+    assert (state.result().outcome, state.result().rows) == ("loaded", 2_500)
+    assert count_rows(db, "one_pass") == 2_500
+    states = task_states(state.state_details.flow_run_id)
+    assert states.get("onepass") == "Completed", states
+    assert not {"read", "infer_schema", "profile", "validate", "load"} & set(states)
+    _tags, artifacts = _run_details(state.state_details.flow_run_id)
+    summary = artifacts["markdown"].data
+    for stage in ("read", "infer_schema", "profile", "validate", "enrich", "load"):
+        assert f"| {stage} |" in summary, stage
+    assert "#### profile" in summary and "#### validation" in summary
+
+
+def test_a_large_file_that_fails_its_verdict_is_quarantined_with_nothing_visible(
+    ingest: Any, db: Any, home: Path, large: None
+) -> None:
+    path = weather_csv(home / "inbox" / "one_pass_bad" / "a.csv", rows=1_500)
+    lines = path.read_text().splitlines()
+    lines[700] = ",".join(["", *lines[700].split(",")[1:]])  # a row without its time
+    path.write_text("\n".join(lines) + "\n")
+
+    state = ingest(path)
+
+    assert state.is_failed()
+    error = state.result(raise_on_failure=False)
+    assert error.stage == "validate" and error.file == str(path)
+    assert not path.exists()  # kept in quarantine
+    [kept] = (home / "quarantine" / "one_pass_bad").iterdir()
+    assert kept.name.endswith("-a.csv")
+    table = db.execute("SELECT to_regclass('public.one_pass_bad')").fetchone()
+    assert table == (None,)  # the table created in the load's transaction rolled back too

@@ -154,13 +154,15 @@ def test_each_stage_logs_one_line_with_the_file_id_and_its_seconds(
     caplog: pytest.LogCaptureFixture,
     fused: bool,
 ) -> None:
-    """A big file's stage tasks log their lines to the run (the UI); a small file's one `file`
+    """A big file's stage tasks (one per stage: SLUICE_ONE_PASS=false) log their lines to the
+    run (the UI); a small file's one `file`
     task logs its line and its stages' lines to the `sluice.stages` logger only, and the run
     ships its one end line (`file_id=... outcome=...`)."""
     from sluice.read import fingerprint
 
     if not fused:
         monkeypatch.setattr(settings, "fuse_below_bytes", 0)
+        monkeypatch.setattr(settings, "one_pass", False)
     path = weather_csv(home / "inbox" / f"logged_{fused}" / "a.csv", rows=60)
     file_id, _ = fingerprint(path)
 

@@ -58,6 +58,10 @@ def _task_states(stack: Stack, run_name: str) -> dict[str, str]:
     return {t["task_key"].split("-")[0]: t["state"]["name"] for t in tasks}
 
 
+# one task per stage (a large file with SLUICE_ONE_PASS=false): each stage resumable
+PER_STAGE = {"SLUICE_FUSE_BELOW_BYTES": "0", "SLUICE_ONE_PASS": "false"}
+
+
 @pytest.mark.parametrize("point", ["read", "validate", "copy"])
 def test_sigkill_mid_stage_then_a_new_run_loads_the_file_once(stack: Stack, point: str) -> None:
     dataset = f"killed_in_{point}"
@@ -66,7 +70,7 @@ def test_sigkill_mid_stage_then_a_new_run_loads_the_file_once(stack: Stack, poin
 
     # one task per stage (as for a file of SLUICE_FUSE_BELOW_BYTES or more): a run resumes
     # after the last stage that completed
-    per_stage = {"SLUICE_FUSE_BELOW_BYTES": "0"}
+    per_stage = PER_STAGE
     killed = stack.ingest(path, faults=point, **per_stage)
 
     assert killed.returncode == -9, killed.stderr
@@ -84,6 +88,30 @@ def test_sigkill_mid_stage_then_a_new_run_loads_the_file_once(stack: Stack, poin
         states = _task_states(stack, f"ingest-file/{dataset}/a.csv")
         assert states["read"] == "Cached" and states["infer_schema"] == "Cached", states
         assert states["validate"] == "Completed", states
+
+
+@pytest.mark.parametrize("point", ["read", "validate", "copy"])
+def test_sigkill_mid_one_pass_then_a_new_run_loads_the_file_once(stack: Stack, point: str) -> None:
+    """A large file's one pass (read..load in the load's transaction): killed anywhere in it,
+    nothing is visible; the next run loads the file once."""
+    dataset = f"killed_one_pass_{point}"
+    path = weather_csv(stack.inbox(dataset) / "a.csv", rows=ROWS)
+    file_id, _ = fingerprint(path)
+    large = {"SLUICE_FUSE_BELOW_BYTES": "0", "SLUICE_BATCH_ROWS": "5000"}  # 4 batches, chunks
+
+    killed = stack.ingest(path, faults=point, **large)
+
+    assert killed.returncode == -9, killed.stderr
+    assert path.exists()
+    assert not _ledger_has(stack, file_id)
+    assert not _table_rows(stack, dataset)  # no partial rows visible (no table at all)
+
+    again = stack.ingest(path, **large)
+
+    assert again.returncode == 0, again.stderr
+    assert again.outcomes() == ["loaded"]
+    exactly_once(stack, dataset, {path: ROWS}, fault=f"SIGKILL in one pass at {point}", runs=2)
+    assert _task_states(stack, f"ingest-file/{dataset}/a.csv").get("onepass") == "Completed"
 
 
 def test_sigkill_right_after_commit_then_a_new_run_is_a_duplicate(stack: Stack) -> None:
@@ -116,7 +144,7 @@ def test_redis_restarted_mid_run(stack: Stack, fuse: str) -> None:
     r = stack.redis()
     keys = stack.keys()
 
-    env = {"SLUICE_FUSE_BELOW_BYTES": "0"} if fuse == "per_stage" else {}
+    env = PER_STAGE if fuse == "per_stage" else {}
     run = stack.start(path, faults="validate=sleep:4", **env)
     wait_for(lambda: r.exists(keys.file(file_id)), 120, "the run to claim its file")
     if fuse == "per_stage":
