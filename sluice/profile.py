@@ -166,9 +166,12 @@ class _Timeline:
             behind = self.last is not None and values[0] < self.last
             self.ordered = not behind and bool(np.all(np.diff(values) >= 0))
         self.last = float(values[-1])
-        distinct = np.unique(values)
-        if len(distinct) > 1:
-            self.steps.append(float(np.median(np.diff(distinct))))
+        # the steps between distinct times: in a batch in time order its positive differences
+        # (no sort needed); otherwise those of its sorted distinct values
+        steps = np.diff(values) if self.ordered else np.diff(np.unique(values))
+        steps = steps[steps > 0]
+        if len(steps):
+            self.steps.append(float(np.median(steps)))
 
     def result(self, low: object, high: object) -> TimeProfile:
         step = statistics.median(self.steps) if self.steps else None
