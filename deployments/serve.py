@@ -31,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
+import json
 import logging
 import signal
 import threading
@@ -52,9 +53,10 @@ from prefect.events.schemas.deployment_triggers import DeploymentEventTrigger
 from prefect.exceptions import Abort
 from prefect.flow_engine import run_flow
 from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY
-from prefect.states import Pending
+from prefect.states import Cancelled, Pending
 from prefect.utilities.engine import propose_state_sync
 
+from blocks.results import ensure_result_storage
 from deployments.file_sensor import ARRIVED, RESOURCE_MATCH, flush_events, sensor, start_metrics
 from flows.cleanup import cleanup
 from flows.ingest_file import ingest_file
@@ -210,11 +212,15 @@ class WarmExecutor:
         due = client.get_scheduled_flow_runs_for_deployments(
             deployment_ids=list(self.flows),
             scheduled_before=datetime.now(UTC) + timedelta(seconds=1),
-            limit=room * 2,
+            limit=max(room * 2, BACKLOG_SEEN),
         )
         started = 0
-        runs = [FlowRun.model_validate(r.model_dump()) for r in due]
-        for run in sorted(runs, key=lambda r: r.next_scheduled_start_time or r.created or 0):
+        runs = sorted(
+            (FlowRun.model_validate(r.model_dump()) for r in due),
+            key=lambda r: r.next_scheduled_start_time or r.created or 0,
+        )
+        runs = self._superseding(client, runs)
+        for run in runs:
             if started >= room:
                 break
             if run.id in self._running or not self._claim(client, run):
@@ -224,6 +230,19 @@ class WarmExecutor:
             self._submit(run)
             started += 1
         return started
+
+    def _superseding(self, client: SyncPrefectClient, runs: list[FlowRun]) -> list[FlowRun]:
+        """The due runs (oldest first) but those a later due run of the same deployment with the
+        same parameters repeats: cancelled, not run. A schedule that fell due many times while
+        nobody served it (relay-outbox every minute, the sweep every five) leaves a backlog;
+        each of those flows does all its pending work in one run (measured: a serve started
+        after some minutes down ran 35 relay-outbox runs, as many flow and task runs)."""
+        newest = {_work(run): run.id for run in runs}
+        kept = set(newest.values())
+        for run in runs:
+            if run.id not in kept and run.id not in self._running:
+                _propose(client, run, Cancelled(message=SUPERSEDED))
+        return [run for run in runs if run.id in kept]
 
     @staticmethod
     def _claim(client: SyncPrefectClient, run: FlowRun) -> bool:
@@ -268,6 +287,7 @@ class WarmExecutor:
         flow = self.flows[run.deployment_id]
         if named:  # named at creation: the engine need not rename it (an API call per run)
             flow = _unnamed(flow)
+        flow = _stored(flow, ensure_result_storage(get_settings()))
         log.debug("run %s (%s) starts", run.name, flow.name)
         with self._lock:
             future = self._pool.submit(_execute, flow, run, self.run_heartbeats)
@@ -298,6 +318,37 @@ class WarmExecutor:
 
     def shutdown(self) -> None:
         self._pool.shutdown(wait=True)
+
+
+_STORED: dict[tuple[int, int], tuple[Any, Any, Flow[Any, Any]]] = {}
+
+
+def _stored(flow: Flow[Any, Any], block: Any) -> Flow[Any, Any]:
+    """The flow with the saved result-storage block as its own: Prefect asks the server for its
+    default result storage (a request per run) only for a flow that has none. One copy per
+    flow and block, kept with both (a block is not hashable)."""
+    kept = _STORED.get((id(flow), id(block)))
+    if kept is None or kept[0] is not flow or kept[1] is not block:
+        kept = (flow, block, flow.with_options(result_storage=block))
+        _STORED[(id(flow), id(block))] = kept
+    return kept[2]
+
+
+BACKLOG_SEEN = 25  # due runs read per poll at least: most of a schedule's backlog at once
+SUPERSEDED = "superseded: a later scheduled run of this deployment does the same work"
+
+
+def _work(run: FlowRun) -> tuple[Any, str]:
+    """What a run does: its deployment and parameters."""
+    return run.deployment_id, json.dumps(run.parameters, sort_keys=True, default=str)
+
+
+def _propose(client: SyncPrefectClient, run: FlowRun, state: Any) -> None:
+    """Propose a state; another process may have taken the run meanwhile (then it is theirs)."""
+    try:
+        propose_state_sync(client, state, flow_run_id=run.id)
+    except Abort:
+        return
 
 
 @functools.cache

@@ -165,3 +165,47 @@ def test_a_file_dropped_while_the_sensor_was_down_is_picked_up_by_the_sweep(
 
     served.wait(lambda: served.ledger("missed"), 300, "the sweep's run to load the file")
     assert list(served.ledger("missed").values()) == [300]
+
+
+def test_a_schedules_backlog_runs_once_the_rest_cancelled_as_superseded(
+    serving: Callable[..., Served],
+) -> None:
+    """Three relay-outbox runs that fell due while serve was down (a schedule's backlog): the
+    next serve runs the newest and cancels the two before it, saying why."""
+    from datetime import UTC, datetime, timedelta
+
+    first = serving("--no-sensor")  # registers the deployments
+    stop(first.proc)
+    (deployment,) = [
+        d for d in first.stack.api("deployments/filter", {}) if d["name"] == "relay-outbox"
+    ]
+    past = datetime.now(UTC) - timedelta(minutes=3)
+    made = [
+        first.stack.api(
+            f"deployments/{deployment['id']}/create_flow_run",
+            {
+                "name": f"backlog-{i}",
+                "state": {
+                    "type": "SCHEDULED",
+                    "state_details": {"scheduled_time": (past + timedelta(minutes=i)).isoformat()},
+                },
+            },
+        )["id"]
+        for i in range(3)
+    ]
+
+    served = serving("--no-sensor")
+
+    def states() -> dict[str, tuple[str, str]]:
+        runs = served.stack.api("flow_runs/filter", {"flow_runs": {"id": {"any_": made}}})
+        return {r["name"]: (r["state_type"], r["state"]["message"] or "") for r in runs}
+
+    served.wait(
+        lambda: all(t in ("COMPLETED", "CANCELLED") for t, _ in states().values()),
+        120,
+        "the backlog to be handled",
+    )
+    final = states()
+    assert final["backlog-2"][0] == "COMPLETED", final
+    for older in ("backlog-0", "backlog-1"):
+        assert final[older][0] == "CANCELLED" and "superseded" in final[older][1], final
