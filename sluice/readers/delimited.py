@@ -20,12 +20,11 @@ import pyarrow.csv as pacsv
 from sluice.datasets import DatasetRules
 from sluice.errors import UnreadableFile
 from sluice.readers import Opened, Source
+from sluice.readers.layout import Layout, detect_layout
 from sluice.readers.text import (
     Encoding,
-    Layout,
     Undecodable,
     detect_encoding,
-    detect_layout,
     first_invalid_utf8,
     head_text,
     line_at,
