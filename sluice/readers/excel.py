@@ -58,17 +58,25 @@ def _workbook(path: Path) -> Iterator[calamine.CalamineWorkbook]:
         yield workbook
 
 
-def _sheet(workbook: calamine.CalamineWorkbook, name: str | None) -> calamine.CalamineSheet:
+def _sheet(workbook: calamine.CalamineWorkbook, name: str | int | None) -> calamine.CalamineSheet:
+    """The sheet the rules name, by name or 0-based index (else the first)."""
     names = workbook.sheet_names
-    if name is not None and name not in names:
+    if not names:
+        raise UnreadableFile("the workbook has no sheets", hint=_HINT)
+    if isinstance(name, int) and name >= len(names):
+        raise UnreadableFile(
+            f"no sheet {name} (0-based); the workbook has {len(names)}: "
+            f"{', '.join(map(repr, names))}",
+            hint="set `sheet` in datasets.yaml to one of these names or indexes",
+        )
+    if isinstance(name, str) and name not in names:
         raise UnreadableFile(
             f"no sheet named {name!r}; the workbook has {', '.join(map(repr, names))}",
             hint="set `sheet` in datasets.yaml to one of these names",
         )
-    if not names:
-        raise UnreadableFile("the workbook has no sheets", hint=_HINT)
     with _unreadable():
-        return workbook.get_sheet_by_name(name if name is not None else names[0])
+        chosen = names[name] if isinstance(name, int) else name if name is not None else names[0]
+        return workbook.get_sheet_by_name(chosen)
 
 
 @contextmanager

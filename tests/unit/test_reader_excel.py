@@ -104,6 +104,13 @@ def test_rules_sheet_selects_a_sheet(tmp_path: Path) -> None:
     assert _columns(_open(path, DatasetRules(name="t", sheet="Second"))) == {"b": ["x"]}
 
 
+def test_rules_sheet_selects_a_sheet_by_its_0_based_index(tmp_path: Path) -> None:
+    path = _workbook(tmp_path / "t.xlsx", {"First": [["a"], [1]], "Second": [["b"], ["x"]]})
+    assert _columns(_open(path, DatasetRules(name="t", sheet=1))) == {"b": ["x"]}
+    with pytest.raises(UnreadableFile, match="no sheet 2 .0-based.; the workbook has 2"):
+        _open(path, DatasetRules(name="t", sheet=2))
+
+
 def test_missing_sheet_lists_the_sheets(tmp_path: Path) -> None:
     path = _workbook(tmp_path / "t.xlsx", {"First": [["a"], [1]], "Second": [["b"], [2]]})
     with pytest.raises(UnreadableFile, match="'First', 'Second'") as info:
