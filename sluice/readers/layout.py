@@ -3,9 +3,22 @@
 An Excel `sep=X` line names the delimiter; leading blank lines and `#` comments are metadata; the
 header is the first line of at least two fields whose count is the most common one among the
 next 50 rows, so shorter lines above it (`Exported: ...`, `Station,Alpha`) are metadata too. A
-line that looks like data (numbers, dates) is never taken for a header below such lines: the
-file then keeps its first line as the header and a longer row is an error, not a guess. The
+line that looks like data (numbers, dates) is never taken for a header below such lines. The
 delimiter is the one whose rows agree best, then the one that skips fewer lines.
+
+Metadata lines padded to the table's width with empty fields (NSRDB's two lines of keys and
+values, SolarAnywhere's one) have the table's field count, so counts alone take them for the
+header. Their *used* width (fields up to the last non-empty one) tells them apart: a line of
+names below them heads rows that all look like data and fill no field past its last name, while
+the lines between are wider than it (a key/value block) or the first line names fewer fields
+than the rows fill. The header then moves down to that line.
+
+Not confident: when no line of names heads a block of rows of one width but a data-like line
+does, below lines taken for metadata, the layout names both as candidates and the reader refuses
+the file, asking for `header_row` (or `header: false`), rather than load it under a guess.
+
+Everything above the header is kept: the lines as text, and `key: value` pairs read from them
+(`Latitude: 45.0`, `Station,Alpha`, NSRDB's line of keys above its line of values).
 """
 
 from __future__ import annotations
@@ -22,8 +35,12 @@ DELIMITERS = ",\t;|"
 _TAB_SUFFIXES = {".tsv", ".tab"}
 _SAMPLE_RECORDS = 300  # rows of the head looked at for the header
 _FOLLOWING = 50  # rows after a header candidate that must agree with it
+_PADDED_LINES = 4  # padded metadata lines above a header, at most (NSRDB has 2)
 _DATA_LIKE = re.compile(r"[\s+\-]*\d[\d\s.,:+\-/TZeE]*")  # numbers, dates, times
 _SEP_HINT = re.compile(r'"?sep=(.)"?', re.IGNORECASE)
+_KEY_VALUE = re.compile(r"#?\s*([^:=\t]{1,80}?)\s*(?::\s|=|\t|:$)\s*(.*)")  # `key: value`
+_KEPT_LINES = 200  # metadata lines kept (each cut to _KEPT_CHARS): results stay small
+_KEPT_CHARS = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,20 +50,42 @@ class Layout:
     delimiter: str
     skip: int  # physical lines above the header (or above the first row, without a header)
     fields: tuple[str, ...]  # the header's fields, or the first row's
+    preamble: tuple[str, ...] = ()  # the non-blank lines above the header, as text
+    pairs: tuple[tuple[str, str], ...] = ()  # `key: value` pairs read from the preamble
+    unsure: tuple[tuple[int, str], ...] = ()  # not confident: candidate (line, text) headers
 
 
 def detect_layout(
-    text: str, suffix: str = "", skip_rows: int | None = None, *, header: bool = True
+    text: str,
+    suffix: str = "",
+    skip_rows: int | None = None,
+    *,
+    header: bool = True,
+    delimiter: str | None = None,
 ) -> Layout:
-    """The layout of the head's text; `skip_rows` (the dataset's rule) fixes the lines above."""
+    """The layout of the head's text; `skip_rows` and `delimiter` (the dataset's rules) fix
+    the lines above the header and the delimiter."""
     lines = split_lines(text)
     sep, lead = _preamble(lines if skip_rows is None else lines[:skip_rows])
     lead = lead if skip_rows is None else skip_rows
+    sep = delimiter or sep
     choices = (sep,) if sep else ("\t",) if suffix in _TAB_SUFFIXES else tuple(DELIMITERS)
     fixed = skip_rows is not None
     scored = [_candidate(lines[lead:], d, fixed=fixed, header=header) for d in choices]
-    _, (delimiter, start, fields) = max(scored, key=lambda scored: scored[0])
-    return Layout(delimiter=delimiter, skip=lead + start, fields=tuple(fields))
+    score, (chosen, start, fields, other) = max(scored, key=lambda scored: scored[0])
+    skip = lead + start
+    above = tuple(line.rstrip("\r\n") for line in lines[:skip] if line.strip())[:_KEPT_LINES]
+    unsure: tuple[tuple[int, str], ...] = ()
+    if other is not None and score[0] < 1.0:
+        unsure = tuple((lead + at + 1, lines[lead + at].rstrip("\r\n")) for at in (start, other))
+    return Layout(
+        delimiter=chosen,
+        skip=skip,
+        fields=tuple(fields),
+        preamble=tuple(line[:_KEPT_CHARS] for line in above),
+        pairs=preamble_pairs(above, chosen),
+        unsure=unsure,
+    )
 
 
 def _preamble(lines: list[str]) -> tuple[str | None, int]:
@@ -61,7 +100,9 @@ def _preamble(lines: list[str]) -> tuple[str | None, int]:
 
 
 _Record = tuple[int, list[str]]  # physical line index, fields
-_Choice = tuple[str, int, list[str]]  # delimiter, header line below the lead, header fields
+# delimiter, header line below the lead, header fields, and when not sure the line of another
+# candidate (a data-like line that starts a block)
+_Choice = tuple[str, int, list[str], int | None]
 
 
 def _candidate(
@@ -72,14 +113,15 @@ def _candidate(
     at, sure = _header_at(records, fixed=fixed, header=header)
     if at is None:
         first = records[0] if records else (0, [])
-        return (0.0,), (delimiter, first[0], first[1])
+        return (0.0,), (delimiter, first[0], first[1], None)
     line, fields = records[at]
     below = records[at + 1 : at + 1 + _FOLLOWING]
     padded = _pad_trailing_delimiter(fields, below)
     widths = [len(f) for _, f in below]
     agree = sum(n == len(padded) for n in widths) / len(widths) if widths else 1.0
     sure = 1.0 if padded is not fields else sure
-    return (sure, agree, -line, len(padded)), (delimiter, line, padded)
+    other = _block_start(records, at) if sure < 1.0 else None
+    return (sure, agree, -line, len(padded)), (delimiter, line, padded, other)
 
 
 def _records(lines: list[str], delimiter: str) -> list[_Record]:
@@ -110,9 +152,59 @@ def _header_at(records: list[_Record], *, fixed: bool, header: bool) -> tuple[in
         return None, 0.0
     for index in range(first, first + 1 if fixed else len(counts)):
         names_like = index == first or not header or not _data_like(records[index][1])
-        if names_like and _starts_block(counts, index):
-            return index, 1.0
+        if names_like and counts[index] >= 2 and _starts_block(counts, index):
+            moved = index if fixed or not header else _below_padded_metadata(records, index)
+            return moved, 1.0
     return first, 0.5
+
+
+def _block_start(records: list[_Record], header: int) -> int | None:
+    """The line of the first record below `header` that starts a block of one width: the other
+    candidate when `header` starts none (it looks like data, so it was not taken)."""
+    counts = [len(fields) for _, fields in records]
+    starts = (i for i in range(header + 1, len(counts)) if counts[i] >= 2)
+    found = next((i for i in starts if _starts_block(counts, i)), None)
+    return None if found is None else records[found][0]
+
+
+def _used(fields: list[str]) -> int:
+    """Fields up to the last one that is not empty (a padded metadata line uses few)."""
+    return next((i + 1 for i in range(len(fields) - 1, -1, -1) if fields[i].strip()), 0)
+
+
+def _below_padded_metadata(records: list[_Record], top: int) -> int:
+    """`top`, or the line of names below it when `top` and the lines down to it are metadata
+    padded to the table's width (see the module's docstring): the last line of names, at most
+    `_PADDED_LINES` below, that heads three data-like rows or more filling no field past its
+    names, below lines all wider than it."""
+    width = len(records[top][1])
+    end = min(len(records), top + 2 * _FOLLOWING)
+    used = [_used(fields) for _, fields in records[:end]]
+    data = [_data_like(fields) for _, fields in records[:end]]
+    found = None
+    for k in range(top + 1, min(end, top + _PADDED_LINES + 1)):
+        fields = records[k][1]
+        if len(fields) != width:
+            break  # not a file of padded lines: the field counts said it all
+        if not _names(fields[: used[k]]) or any(used[i] <= used[k] for i in range(top + 1, k)):
+            continue  # data, or rows above it fit under it: a row of the table, not its header
+        below = range(k + 1, min(end, k + 1 + _FOLLOWING))
+        widest = max((used[i] for i in below), default=0)
+        if (
+            len(below) >= 3
+            and widest <= used[k]
+            and sum(data[i] for i in below) >= 0.9 * len(below)
+        ):
+            found = (k, widest)
+    if found is None:
+        return top
+    k, widest = found
+    return k if used[top] > used[k] or used[top] < widest or data[top] else top
+
+
+def _names(fields: list[str]) -> bool:
+    """Two names or more, none data-like, at most one left empty (a pandas index column)."""
+    return len(fields) >= 2 and sum(not f.strip() for f in fields) <= 1 and not _data_like(fields)
 
 
 def _starts_block(counts: list[int], index: int) -> bool:
@@ -131,3 +223,44 @@ def _pad_trailing_delimiter(fields: list[str], below: list[_Record]) -> list[str
     if longer and len(longer) * 2 > len(below) and all(f[-1] == "" for f in longer):
         return [*fields, ""]
     return fields
+
+
+def preamble_pairs(lines: tuple[str, ...], delimiter: str) -> tuple[tuple[str, str], ...]:
+    """`key: value` pairs of metadata lines: a line of keys above a line of as many values
+    (three fields or more: NSRDB), `key: value` / `key=value` / `key<tab>value` lines, and
+    two-field lines outside runs of three or more (a run is a small table, not pairs)."""
+    records = [next(csv.reader([line], delimiter=delimiter), []) for line in lines]
+    pairs: list[tuple[str, str]] = []
+    index = 0
+    while index < len(records):
+        fields, width = records[index], _used(records[index])
+        nxt = records[index + 1] if index + 1 < len(records) else []
+        if width >= 3 and _used(nxt) <= width <= len(nxt) and not _data_like(fields[:width]):
+            pairs += [
+                (k.strip(), v.strip()[:_KEPT_CHARS]) for k, v in zip(fields, nxt, strict=False) if k
+            ]
+            index += 2
+            continue
+        pairs += _line_pair(lines[index], fields, _run(records, index))
+        index += 1
+    return tuple(pairs)
+
+
+def _line_pair(line: str, fields: list[str], run: int) -> list[tuple[str, str]]:
+    if _used(fields) == 2 and run < 3 and fields[0].strip():
+        return [(fields[0].strip().lstrip("#").strip(), fields[1].strip()[:_KEPT_CHARS])]
+    if _used(fields) <= 1 and (match := _KEY_VALUE.fullmatch(line.strip())):
+        return [(match[1].strip(), match[2].strip()[:_KEPT_CHARS])]
+    return []
+
+
+def _run(records: list[list[str]], index: int) -> int:
+    """How many consecutive records around `index` have its used width."""
+    width = _used(records[index])
+    lo = index
+    while lo > 0 and _used(records[lo - 1]) == width:
+        lo -= 1
+    hi = index
+    while hi + 1 < len(records) and _used(records[hi + 1]) == width:
+        hi += 1
+    return hi - lo + 1
