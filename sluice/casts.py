@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from sluice import timeparts
 from sluice.contracts import Column, PgType
 from sluice.errors import SchemaConflict
 
@@ -49,7 +50,7 @@ def convert(arr: pa.Array, col: Column, tz: str) -> pa.Array:
         return cast_text(arr, col.pg_type, tz, scale=col.scale, text_format=col.text_format)
     if pa.types.is_timestamp(arr.type) and col.pg_type == "timestamptz":
         if arr.type.tz is None:
-            return _local_to_utc(pc.cast(arr, pa.timestamp("us")), tz)
+            return local_to_utc(pc.cast(arr, pa.timestamp("us")), tz)
         return pc.cast(arr, UTC_US)
     if col.pg_type in ("text", "jsonb"):
         return pc.cast(arr, pa.string())
@@ -57,11 +58,15 @@ def convert(arr: pa.Array, col: Column, tz: str) -> pa.Array:
 
 
 def convert_columns(batch: pa.RecordBatch, columns: Sequence[Column], tz: str) -> list[pa.Array]:
-    """The batch's columns as their inferred types; a value that no longer converts (the staged
-    data changed since inference) is a SchemaConflict naming the column."""
+    """The batch's columns as their inferred types (a time made of parts composed from them);
+    a value that no longer converts (the staged data changed since inference) is a
+    SchemaConflict naming the column."""
     arrays = []
     for col in columns:
         try:
+            if col.parts:
+                arrays.append(timeparts.compose(batch, col, tz))
+                continue
             arrays.append(convert(batch.column(col.name), col, tz))
         except pa.ArrowInvalid as exc:
             raise SchemaConflict(
@@ -127,13 +132,13 @@ def _to_timestamptz(arr: pa.Array, tz: str) -> pa.Array:
     if zoned_count == len(arr) - arr.null_count:  # the common case: one kind per file
         return pc.cast(arr, UTC_US)
     if zoned_count == 0:
-        return _local_to_utc(pc.cast(arr, pa.timestamp("us")), tz)
+        return local_to_utc(pc.cast(arr, pa.timestamp("us")), tz)
     zoned = pc.cast(pc.if_else(zoned_mask, arr, None), UTC_US)
     naive = pc.cast(pc.if_else(zoned_mask, None, arr), pa.timestamp("us"))
-    return pc.coalesce(zoned, _local_to_utc(naive, tz))
+    return pc.coalesce(zoned, local_to_utc(naive, tz))
 
 
-def _local_to_utc(naive: pa.Array, tz: str) -> pa.Array:
+def local_to_utc(naive: pa.Array, tz: str) -> pa.Array:
     """At a DST fall-back the earlier instant; in a spring-forward gap the later one."""
     local = pc.assume_timezone(naive, timezone=tz, ambiguous="earliest", nonexistent="latest")
     return pc.cast(local, UTC_US)
