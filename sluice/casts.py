@@ -89,6 +89,8 @@ def cast_text(
         return _epoch(trimmed, _EPOCH_SCALE[text_format])
     if text_format == "slash":
         trimmed = _slash_to_iso(trimmed)
+    if text_format == "compact":
+        trimmed = _compact_to_iso(trimmed)
     if text_format == "rfc2822":
         return _rfc2822(trimmed)
     return _TEXT_CASTS[pg_type](trimmed, tz)
@@ -99,6 +101,13 @@ def _slash_to_iso(arr: pa.Array) -> pa.Array:
     arr = pc.replace_substring_regex(arr, r"^(\d{4})/(\d)/", r"\1/0\2/")
     arr = pc.replace_substring_regex(arr, r"^(\d{4})/(\d{2})/(\d)(\D|$)", r"\1/\2/0\3\4")
     return pc.replace_substring_regex(arr, r"^(\d{4})/(\d{2})/(\d{2})", r"\1-\2-\3")
+
+
+def _compact_to_iso(arr: pa.Array) -> pa.Array:
+    """`20180101:0000` (PVGIS), `20180101T000000` -> `2018-01-01T00:00:00`; nothing else."""
+    day = r"^(\d{4})(\d{2})(\d{2})[T:](\d{2})(\d{2})"
+    arr = pc.replace_substring_regex(arr, day + r"$", r"\1-\2-\3T\4:\5:00")
+    return pc.replace_substring_regex(arr, day + r"(\d{2})$", r"\1-\2-\3T\4:\5:\6")
 
 
 def _plain(target: pa.DataType) -> Cast:

@@ -6,6 +6,11 @@ column of numbers and text is text, never a silent cast that loses values. Numbe
 significant digits than a double holds become numeric; numbers in a column whose name says time,
 in the range of epoch seconds or milliseconds, become timestamps. Typed columns (Parquet, Arrow,
 ORC) keep their type; columns the reader marked as JSON become jsonb.
+
+A column the header leaves unnamed that holds no value in the whole file is left out (padded
+exports end every line with empty fields); a time made of parts (`sluice.timeparts`) becomes
+a column of its own. What inference guessed joins what the reader guessed (`read.read_notes`)
+in the schema's `guesses` and, the notable ones, in its `note`.
 """
 
 from __future__ import annotations
@@ -16,12 +21,13 @@ from dataclasses import dataclass, field
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from sluice import timeparts
 from sluice.casts import NUMERIC_PRECISION, cast_text
-from sluice.contracts import Column, InferredSchema, PgType, Staged
+from sluice.contracts import Column, Guess, InferredSchema, PgType, Staged
 from sluice.datasets import DatasetRules
 from sluice.enrich import INGESTED_AT
 from sluice.errors import SchemaConflict
-from sluice.read import json_columns, source_names
+from sluice.read import json_columns, read_notes, source_names
 from sluice.staging import iter_batches, read_schema
 
 STAGE = "infer_schema"
@@ -35,6 +41,7 @@ CANDIDATES: tuple[Candidate, ...] = (
     ("time", ""),
     ("timestamptz", ""),
     ("timestamptz", "slash"),
+    ("timestamptz", "compact"),
     ("timestamptz", "rfc2822"),
 )
 TEMPORAL: frozenset[PgType] = frozenset({"date", "timestamp", "timestamptz"})
@@ -120,27 +127,77 @@ def infer(staged: Staged, rules: DatasetRules, batch_rows: int) -> InferredSchem
         for source, f in zip(sources, arrow_schema, strict=True)
     }
     evidence = {name: _Evidence(candidates=_candidates(forced[name])) for name in forced}
+    text = [f.name for f in arrow_schema if _is_text(f.type) and f.name not in jsons]
+    shapes = timeparts.Shapes()
     for batch in iter_batches(staged, batch_rows):
         for fld, arr in zip(arrow_schema, batch.columns, strict=True):
-            if _is_text(fld.type) and fld.name not in jsons:
+            if fld.name in text:
                 evidence[fld.name].add(arr, rules.time_zone)
             else:
                 evidence[fld.name].nulls += arr.null_count
+        if rules.time_from != ():
+            shapes.add(batch, text)
     columns = tuple(
         _forced(source, fld, evidence[fld.name], forced[fld.name])
         or _column(source, fld, evidence[fld.name], fld.name in jsons)
         for source, fld in zip(sources, arrow_schema, strict=True)
     )
+    columns, guesses = _without_unnamed_empty(columns, evidence)
+    ranges = {name: (ev.low, ev.high) for name, ev in evidence.items()}
+    made = timeparts.plan(columns, rules.time_from, rules.day_first, shapes, ranges)
+    if made.column is not None and made.guess is not None:
+        columns = (made.column, *columns)
+        detail = f"{made.guess.detail}, local time in {rules.time_zone}"
+        guesses.append(Guess(made.guess.what, detail, made.guess.rule))
     time_column = pick_time_column(columns, rules)
-    note = (
-        ""
-        if time_column != INGESTED_AT
-        else (
-            "no column holds dates or timestamps: the hypertable is partitioned on _ingested_at; "
-            "name a time column with time_column in datasets.yaml if the data has one"
-        )
+    guesses += _time_column_guess(columns, time_column, rules)
+    read, meta = read_notes(staged)
+    return InferredSchema(
+        columns=columns,
+        time_column=time_column,
+        note=_note((*read, *guesses), time_column, made.problem),
+        guesses=(*read, *guesses),
+        meta=meta,
     )
-    return InferredSchema(columns=columns, time_column=time_column, note=note)
+
+
+def _without_unnamed_empty(
+    columns: tuple[Column, ...], evidence: dict[str, _Evidence]
+) -> tuple[tuple[Column, ...], list[Guess]]:
+    """The columns without those the header leaves unnamed and no row fills."""
+    empty = [c for c in columns if c.source == "" and not evidence[c.name].values]
+    if not empty:
+        return columns, []
+    kept = tuple(c for c in columns if c not in empty)
+    count = len(empty)
+    detail = f"{count} unnamed column{'s' * (count > 1)} without a value left out"
+    return kept, [Guess("columns", detail, "header_row (the header names the columns)")]
+
+
+def _time_column_guess(
+    columns: tuple[Column, ...], time_column: str, rules: DatasetRules
+) -> list[Guess]:
+    if rules.time_column or time_column == INGESTED_AT:
+        return []
+    col = next(c for c in columns if c.name == time_column)
+    if col.parts:
+        return []  # the time guess says it
+    detail = f"time column {col.source!r}, the best-named date/time column"
+    return [Guess("time column", detail, f"time_column: {col.source}", notable=False)]
+
+
+def _note(guesses: tuple[Guess, ...], time_column: str, problem: str) -> str:
+    """What a person should know: the notable guesses, then what is missing."""
+    parts = [g.detail for g in guesses if g.notable]
+    if problem:
+        parts.append(problem)
+    if time_column == INGESTED_AT:
+        parts.append(
+            "no column holds dates or timestamps: the hypertable is partitioned on "
+            "_ingested_at; name a time column with time_column in datasets.yaml (or the "
+            "columns it is made of with time_from) if the data has one"
+        )
+    return "; ".join(parts)
 
 
 def _candidates(forced: str | None) -> list[Candidate]:
