@@ -18,7 +18,7 @@ import pyarrow.compute as pc
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
-from sluice import enrich, evolution, faults, outbox
+from sluice import enrich, evolution, faults, guesses, outbox
 from sluice.casts import arrow_type
 from sluice.contracts import FileRef, InferredSchema, LoadReport, PgType, Staged
 from sluice.datasets import DatasetRules
@@ -52,7 +52,8 @@ CREATE TABLE IF NOT EXISTS sluice.files (
     size        bigint NOT NULL,
     rows        bigint NOT NULL,
     rules_hash  text NOT NULL,
-    loaded_at   timestamptz NOT NULL DEFAULT now()
+    loaded_at   timestamptz NOT NULL DEFAULT now(),
+    file_meta   jsonb
 );
 CREATE TABLE IF NOT EXISTS sluice.schema_history (
     id          bigserial PRIMARY KEY,
@@ -73,28 +74,43 @@ CREATE TABLE IF NOT EXISTS sluice.outbox (
     stream_id     text
 );
 CREATE INDEX IF NOT EXISTS outbox_undelivered ON sluice.outbox (id) WHERE delivered_at IS NULL;
+-- issue 14: how the file was read and what it said besides its rows (sluice/guesses.py)
+ALTER TABLE sluice.files ADD COLUMN IF NOT EXISTS file_meta jsonb;
 """
+NEWEST_COLUMN = ("sluice.files", "file_meta")  # the catalog's last change: present, all are
 
 
 def connect(dsn: str) -> psycopg.Connection[tuple[object, ...]]:
     return psycopg.connect(dsn, application_name="sluice", autocommit=True)
 
 
-def ensure_ddl(conn: psycopg.Connection[tuple[object, ...]], newest: str, ddl: str) -> None:
-    """Run idempotent catalog DDL unless `newest` (its last table) exists; serialised by an
-    advisory lock, since concurrent CREATE ... IF NOT EXISTS races otherwise."""
+def ensure_ddl(
+    conn: psycopg.Connection[tuple[object, ...]],
+    newest: str,
+    ddl: str,
+    column: tuple[str, str] | None = None,
+) -> None:
+    """Run idempotent catalog DDL unless `newest` (its last table) and `column` (its last
+    added column, as (table, column)) exist; serialised by an advisory lock, since concurrent
+    CREATE ... IF NOT EXISTS races otherwise. One query when there is nothing to do."""
+    table, name = column or (newest, "")
     with conn.transaction():
-        present = conn.execute("SELECT to_regclass(%s)", (newest,)).fetchone()
-        if present and present[0] is not None:
+        present = conn.execute(
+            "SELECT to_regclass(%s) IS NOT NULL AND (%s = '' OR EXISTS (SELECT 1 FROM "
+            "pg_attribute WHERE attrelid = to_regclass(%s) AND attname = %s "
+            "AND NOT attisdropped))",
+            (newest, name, table, name),
+        ).fetchone()
+        if present and present[0]:
             return
         conn.execute("SELECT pg_advisory_xact_lock(hashtext('sluice.catalog'))")
         conn.execute(ddl)
 
 
 def ensure_catalog(conn: psycopg.Connection[tuple[object, ...]]) -> None:
-    """Create Sluice's own tables once. The check is on the newest table, so a database whose
-    catalog predates it gets it too."""
-    ensure_ddl(conn, "sluice.outbox", LEDGER_DDL)
+    """Create Sluice's own tables once. The check is on the newest table and column, so a
+    database whose catalog predates them gets them too (`ADD COLUMN IF NOT EXISTS`)."""
+    ensure_ddl(conn, "sluice.outbox", LEDGER_DDL, NEWEST_COLUMN)
 
 
 def is_loaded(conn: psycopg.Connection[tuple[object, ...]], file_id: str) -> bool:
@@ -129,7 +145,7 @@ def run(
                 sql.Literal(f"{int(lock_timeout_s * 1000)}ms")
             )
         )
-        if not _claim(conn, ref, staged, label):
+        if not _claim(conn, ref, staged, label, guesses.for_ledger(schema)):
             return LoadReport(table=label, rows=0, outcome="duplicate")
         plan = _prepare_table(conn, ref, schema, rules, schema_name)
         _copy(conn, target, staged, schema, plan, batch_rows, progress)
@@ -173,11 +189,14 @@ def _claim(
     ref: FileRef,
     staged: Staged,
     label: str,
+    file_meta: dict[str, object] | None,
 ) -> bool:
+    meta = None if file_meta is None else Jsonb(file_meta)
     row = conn.execute(
-        "INSERT INTO sluice.files (file_id, dataset, target, path, size, rows, rules_hash) "
-        "VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (file_id) DO NOTHING RETURNING 1",
-        (ref.file_id, ref.dataset, label, ref.path, ref.size, staged.rows, ref.rules_hash),
+        "INSERT INTO sluice.files "
+        "(file_id, dataset, target, path, size, rows, rules_hash, file_meta) "
+        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (file_id) DO NOTHING RETURNING 1",
+        (ref.file_id, ref.dataset, label, ref.path, ref.size, staged.rows, ref.rules_hash, meta),
     ).fetchone()
     return row is not None
 

@@ -13,9 +13,11 @@ from psycopg import sql
 
 from sluice.checkpoints import Keys
 from sluice.settings import Settings
+from tests.fixtures import layouts
 from tests.fixtures.formats import CASES, Case
 
 pytestmark = [pytest.mark.services, pytest.mark.flow]
+MATRIX = CASES + layouts.CASES
 
 
 @pytest.fixture
@@ -44,7 +46,7 @@ def _user_types(db: psycopg.Connection[Any], table: str) -> dict[str, str]:
     return dict(rows)
 
 
-@pytest.mark.parametrize("case", [c for c in CASES if not c.error], ids=lambda c: c.name)
+@pytest.mark.parametrize("case", [c for c in MATRIX if not c.error], ids=lambda c: c.name)
 def test_file_loads_with_the_expected_types(
     case: Case, ingest: Any, db: psycopg.Connection[Any], home: Path, settings: Settings
 ) -> None:
@@ -62,7 +64,7 @@ def test_file_loads_with_the_expected_types(
         assert db.execute(text).fetchone() == (expected,)
 
 
-@pytest.mark.parametrize("case", [c for c in CASES if c.error], ids=lambda c: c.name)
+@pytest.mark.parametrize("case", [c for c in MATRIX if c.error], ids=lambda c: c.name)
 def test_bad_file_is_quarantined_with_a_clear_reason(
     case: Case,
     ingest: Any,
