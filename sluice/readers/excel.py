@@ -7,12 +7,12 @@ the sheet and holds its cells in memory (about 60 MB for 100,000 rows of 8 colum
 rows and Arrow batches are made `batch_rows` at a time. It reads .xls, .xlsb and .ods too.
 
 The sheet is the `sheet` rule's (a name or a 0-based index), else the first sheet that holds
-a table, a header of two names or more above a row (a workbook whose first sheet is a cover
-or empty has its data further on; the guess is reported). `sheet: "*"` reads every sheet with
-a header as one table: the union of their columns by name, and a `sheet` column naming each
-row's sheet; each sheet is loaded twice (its header, then its rows), so memory holds one sheet
-at a time. Where the table starts in a sheet, and headers of merged cells, are
-`sluice.readers.sheet_header`'s.
+a table, a header of two names or more (not numbers) above a row: a workbook whose first sheet
+is a cover, a chart's numbers or empty has its data further on (the guess is reported).
+`sheet: "*"` reads every sheet with a header as one table: the union of their columns by name,
+and a `sheet` column naming each row's sheet; each sheet is loaded twice (its header, then its
+rows), so memory holds one sheet at a time. Where the table starts in a sheet, and headers of
+merged cells, are `sluice.readers.sheet_header`'s.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from sluice.datasets import DatasetRules
 from sluice.errors import UnreadableFile
 from sluice.readers import Notes, Opened, Source
 from sluice.readers.columnar import local_file
-from sluice.readers.sheet_header import Header, Indexed, Row, find_header
+from sluice.readers.sheet_header import Header, Indexed, Row, data_like, find_header
 
 _HINT = "open it in Excel and save it again as .xlsx, or export the sheet as CSV"
 _EXACT_FLOAT = 2.0**53  # beyond this an integral float is not an exact integer
@@ -110,11 +110,12 @@ def _with_rows(book: calamine.CalamineWorkbook, notes: Notes) -> calamine.Calami
 
 
 def _holds_table(sheet: calamine.CalamineSheet) -> bool:
-    """A header of two names or more with a row below it (a cover sheet's lines are not)."""
+    """A header of two names or more (not numbers or dates) with a row below it: a cover
+    sheet's lines are not, nor a sheet of numbers without a header (a chart's data)."""
     merges = list(sheet.merged_cell_ranges or [])
     header, rest = find_header(_rows(sheet, frozenset()), merges)
-    named = header is not None and sum(bool(n) for n in header.names) >= 2
-    return named and next(rest, None) is not None
+    names = [] if header is None else [n for n in header.names if n and not data_like(n)]
+    return len(names) >= 2 and next(rest, None) is not None
 
 
 def _every_sheet(

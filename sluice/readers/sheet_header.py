@@ -102,7 +102,12 @@ def _names_under(merges: list[Merge], index: int, below: Indexed) -> bool:
         return False
     columns = [c for m in merges if m[0][0] == index for c in range(m[0][1], m[1][1] + 1)]
     values = [cells[c] if c < len(cells) else None for c in columns]
-    return all(v is not None and not _DATA_LIKE.fullmatch(v) for v in values)
+    return all(v is not None and not data_like(v) for v in values)
+
+
+def data_like(value: str) -> bool:
+    """A number, a date or a time: a value, not a name."""
+    return bool(_DATA_LIKE.fullmatch(value))
 
 
 def _joined(spanned: list[Indexed], merges: list[Merge]) -> list[str]:

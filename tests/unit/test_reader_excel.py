@@ -300,3 +300,10 @@ def test_a_cover_sheet_of_lines_is_not_taken_for_the_table(tmp_path: Path) -> No
     cover = [["Monthly report"], ["Prepared by the station"], ["See the next sheet"]]
     path = _workbook(tmp_path / "t.xlsx", {"Cover": cover, "Data": [["t", "v"], ["2024-01-01", 1]]})
     assert _columns(_open(path)) == {"t": ["2024-01-01"], "v": ["1"]}
+
+
+def test_a_sheet_of_numbers_without_a_header_is_not_taken_for_the_table(tmp_path: Path) -> None:
+    chart = [[0.082, 4.7e-23, 2.5e-26], [0.099, 1.2e-21, 1.1e-24]]
+    spectra = [["ASTM spectra"], ["nm", "etr", "global"], [280, 0.082, 4.7e-23]]
+    path = _workbook(tmp_path / "t.xlsx", {"Chart1": chart, "Spectra": spectra})
+    assert _columns(_open(path)) == {"nm": ["280"], "etr": ["0.082"], "global": ["4.7e-23"]}
