@@ -116,14 +116,13 @@ def _detect(source: Source, rules: DatasetRules) -> _Plan:
 
 
 def _unsure(layout: Layout, rules: DatasetRules) -> UnreadableFile:
-    """No line of names heads the rows: name the candidates rather than load under a guess."""
-    (line, text), (other, rows) = layout.unsure
+    """No line is certainly the header: name the candidates rather than load under a guess."""
+    doubts = "; ".join(f"line {n} ({text[:60]!r}) {why}" for n, text, why in layout.unsure)
     return UnreadableFile(
-        f"the header is not certain: line {line} ({text[:60]!r}) does not head a block of rows "
-        f"of its width, and line {other} ({rows[:60]!r}), which does, looks like data",
+        f"the header is not certain: {doubts}",
         hint=f"set `header_row: <line>` for dataset {rules.name!r} in datasets.yaml (or "
-        "`header: false` with `skip_rows: <lines above the rows>` for a file without a "
-        "header), then replay",
+        "`header: false`, with `skip_rows: <lines above the rows>` if any, for a file "
+        "without a header), then replay",
     )
 
 

@@ -63,6 +63,14 @@ def _one_sheet(
     header, rows = _table(sheet, rules)
     if header is None:
         return [], iter(())
+    named = [n for n in header.names if n]
+    if rules.header and rules.lines_above is None and all(map(data_like, named)):
+        raise UnreadableFile(
+            f"the header is not certain: row {header.first + 1} of sheet {sheet.name!r} "
+            f"({', '.join(named[:4])}...) looks like data (numbers, dates), not names",
+            hint=f"set `header_row: <row>` for dataset {rules.name!r} in datasets.yaml (or "
+            "`header: false` for a sheet without a header), then replay",
+        )
     _noted(notes, header, rules, sheet.name)
     names = _names(header.names) if rules.header else _numbered(len(header.names))
     data = (cells for _, cells in rows)
@@ -101,9 +109,9 @@ def _with_rows(book: calamine.CalamineWorkbook, notes: Notes) -> calamine.Calami
     else:
         return _sheet(book, None)
     if name != names[0]:
-        empty = ", ".join(repr(n) for n in names[: names.index(name)])
-        notes.guess("sheet", f"sheet {name!r}: the first with rows ({empty} before it have none)",
-                    f"sheet: {name}")  # fmt: skip
+        before = ", ".join(repr(n) for n in names[: names.index(name)])
+        detail = f"sheet {name!r}, the first with a table (not {before})"
+        notes.guess("sheet", detail, f"sheet: {name}")
     else:
         notes.guess("sheet", f"sheet {name!r}, the first", f"sheet: {name}", notable=False)
     return sheet

@@ -52,7 +52,7 @@ class Layout:
     fields: tuple[str, ...]  # the header's fields, or the first row's
     preamble: tuple[str, ...] = ()  # the non-blank lines above the header, as text
     pairs: tuple[tuple[str, str], ...] = ()  # `key: value` pairs read from the preamble
-    unsure: tuple[tuple[int, str], ...] = ()  # not confident: candidate (line, text) headers
+    unsure: tuple[tuple[int, str, str], ...] = ()  # not confident: (line, text, why) candidates
 
 
 def detect_layout(
@@ -75,9 +75,7 @@ def detect_layout(
     score, (chosen, start, fields, other) = max(scored, key=lambda scored: scored[0])
     skip = lead + start
     above = tuple(line.rstrip("\r\n") for line in lines[:skip] if line.strip())[:_KEPT_LINES]
-    unsure: tuple[tuple[int, str], ...] = ()
-    if other is not None and score[0] < 1.0:
-        unsure = tuple((lead + at + 1, lines[lead + at].rstrip("\r\n")) for at in (start, other))
+    unsure = () if fixed or not header else _unsure(lines, lead, start, other, score[0], fields)
     return Layout(
         delimiter=chosen,
         skip=skip,
@@ -86,6 +84,25 @@ def detect_layout(
         pairs=preamble_pairs(above, chosen),
         unsure=unsure,
     )
+
+
+def _unsure(
+    lines: list[str], lead: int, start: int, other: int | None, sure: float, fields: list[str]
+) -> tuple[tuple[int, str, str], ...]:
+    """The candidate headers, with why each is in doubt, when the chosen one is not certain:
+    it heads no block of rows while a data-like line does, or it looks like data itself."""
+
+    def at(index: int, why: str) -> tuple[int, str, str]:
+        return lead + index + 1, lines[lead + index].rstrip("\r\n"), why
+
+    if other is not None and sure < 1.0:
+        return at(start, "heads no block of rows of its width"), at(
+            other, "heads one, but looks like data"
+        )
+    named = [f for f in fields if f.strip()]
+    if named and all(_DATA_LIKE.fullmatch(f) for f in named):
+        return (at(start, "looks like data (numbers, dates), not names"),)
+    return ()
 
 
 def _preamble(lines: list[str]) -> tuple[str | None, int]:

@@ -246,9 +246,7 @@ def test_data_on_a_later_sheet_under_a_merged_header_reads_with_joined_names(
         "Note": ["ok", None],
     }
     guesses = {g.detail: g.rule for g in opened.notes.guesses}
-    assert (
-        guesses["sheet 'Data': the first with rows ('Cover' before it have none)"] == "sheet: Data"
-    )
+    assert guesses["sheet 'Data', the first with a table (not 'Cover')"] == "sheet: Data"
     assert "header on row 3 of sheet 'Data', 1 title row kept" in guesses
     assert "merged header cells over rows 3-4: names joined" in guesses
     assert opened.notes.preamble == ("Station 7, January",)
@@ -307,3 +305,15 @@ def test_a_sheet_of_numbers_without_a_header_is_not_taken_for_the_table(tmp_path
     spectra = [["ASTM spectra"], ["nm", "etr", "global"], [280, 0.082, 4.7e-23]]
     path = _workbook(tmp_path / "t.xlsx", {"Chart1": chart, "Spectra": spectra})
     assert _columns(_open(path)) == {"nm": ["280"], "etr": ["0.082"], "global": ["4.7e-23"]}
+
+
+def test_a_header_row_of_numbers_refuses_the_sheet_unless_a_rule_says(tmp_path: Path) -> None:
+    path = _workbook(tmp_path / "t.xlsx", {"Chart1": [[0.5, 1.5], [2.5, 3.5]]})
+
+    with pytest.raises(UnreadableFile, match="row 1 of sheet 'Chart1' .* looks like data") as info:
+        _open(path, DatasetRules(name="t", sheet="Chart1"))
+    assert "header: false" in info.value.hint
+    assert _columns(_open(path, DatasetRules(name="t", header=False))) == {
+        "column_1": ["0.5", "2.5"],
+        "column_2": ["1.5", "3.5"],
+    }

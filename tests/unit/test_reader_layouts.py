@@ -144,6 +144,20 @@ def test_rows_below_metadata_without_a_line_of_names_refuse_the_file_naming_the_
     assert "header_row" in error.hint and "header: false" in error.hint
 
 
+def test_a_first_line_of_data_is_not_taken_for_the_header(tmp_path: Path) -> None:
+    data = b"2024-01-01,1.5,80\n2024-01-02,1.6,81\n2024-01-03,1.7,82\n"
+
+    error = _fail(tmp_path, data)
+
+    assert error.message == (
+        "the header is not certain: line 1 ('2024-01-01,1.5,80') looks like data (numbers, "
+        "dates), not names"
+    )
+    assert "`header: false`" in error.hint
+    assert _open(tmp_path, data, header=False)[1][0] == ["2024-01-01", "2024-01-02", "2024-01-03"]
+    assert _open(tmp_path, data, header_row=1)[0] == ["2024-01-01", "1.5", "80"]  # as told
+
+
 def test_the_same_rows_load_with_the_rules_that_say_where_they_start(tmp_path: Path) -> None:
     data = b"Station,Alpha\nLatitude,47.37\n2024-01-01,1,2\n2024-01-02,3,4\n2024-01-03,5,6\n"
 
