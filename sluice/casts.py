@@ -104,7 +104,12 @@ def _slash_to_iso(arr: pa.Array) -> pa.Array:
 
 
 def _compact_to_iso(arr: pa.Array) -> pa.Array:
-    """`20180101:0000` (PVGIS), `20180101T000000` -> `2018-01-01T00:00:00`; nothing else."""
+    """`20180101:0000` (PVGIS), `20180101T000000` -> `2018-01-01T00:00:00`; nothing else.
+    A column whose first values are not so is refuted at once (inference tries every text
+    column: the rewriting and the cast cost more than the look)."""
+    head = arr.slice(0, 64).drop_null()
+    if not pc.all(pc.match_substring_regex(head, r"^\d{8}[T:]\d{4}(\d{2})?$")).as_py():
+        raise pa.ArrowInvalid("not a compact timestamp")
     day = r"^(\d{4})(\d{2})(\d{2})[T:](\d{2})(\d{2})"
     arr = pc.replace_substring_regex(arr, day + r"$", r"\1-\2-\3T\4:\5:00")
     return pc.replace_substring_regex(arr, day + r"(\d{2})$", r"\1-\2-\3T\4:\5:\6")

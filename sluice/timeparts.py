@@ -49,6 +49,7 @@ _YEAR_LAST = r"^\s*(?P<a>\d{1,2})[/.-](?P<b>\d{1,2})[/.-](?P<c>\d{4})\s*$"
 _YEAR_FIRST = r"^\s*(?P<a>\d{4})[/.-](?P<b>\d{1,2})[/.-](?P<c>\d{1,2})\s*$"
 _CLOCK = r"^\s*(?P<h>\d{1,2}):(?P<m>\d{2})(?::(?P<s>\d{2}(?:\.\d{1,6})?))?\s*$"
 _NUMBER = r"^\s*\d+(\.\d+)?\s*$"
+_SAMPLE = 64  # values of a batch a column's shape is first tried on
 _MDY_NAME = re.compile(r"\bm{1,2}[/.-]d{1,2}\b", re.IGNORECASE)
 _DMY_NAME = re.compile(r"\bd{1,2}[/.-]m{1,2}\b", re.IGNORECASE)
 _US_PER = {"day": 86_400_000_000, "hour": 3_600_000_000, "minute": 60_000_000, "second": 1e6}
@@ -88,18 +89,23 @@ def _observe(shape: Shape, arr: pa.Array) -> None:
     if not len(values):
         return
     shape.seen += len(values)
+    sample = values.slice(0, _SAMPLE)  # most columns are refuted here, cheaply
     if shape.dates:
-        shape.dates = bool(pc.all(pc.match_substring_regex(values, _YEAR_LAST)).as_py())
+        shape.dates = _all(sample, _YEAR_LAST) and _all(values, _YEAR_LAST)
     if shape.dates:
         parts = pc.extract_regex(values, _YEAR_LAST)
         for attr, index in (("first", 0), ("second", 1)):
             high = pc.max(pc.cast(pc.struct_field(parts, index), pa.int64())).as_py() or 0
             setattr(shape, attr, max(getattr(shape, attr), high))
     if shape.clock:
-        clock = pc.extract_regex(values, _CLOCK)
-        matched = clock.null_count == 0
-        hours = pc.cast(pc.struct_field(clock, 0), pa.int64()) if matched else None
-        shape.clock = hours is not None and (pc.max(hours).as_py() or 0) <= 24
+        shape.clock = _all(sample, _CLOCK) and _all(values, _CLOCK)
+    if shape.clock:
+        hours = pc.cast(pc.struct_field(pc.extract_regex(values, _CLOCK), 0), pa.int64())
+        shape.clock = (pc.max(hours).as_py() or 0) <= 24
+
+
+def _all(values: pa.Array, pattern: str) -> bool:
+    return bool(pc.all(pc.match_substring_regex(values, pattern)).as_py())
 
 
 @dataclass(frozen=True, slots=True)

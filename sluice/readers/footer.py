@@ -1,7 +1,7 @@
 """The end of a delimited file's rows: a footer of notes below them is cut off as it streams.
 
 Exports from PVGIS and others end with a blank line, then free text (what each column means,
-a copyright line). A footer is detected as a blank line followed, to the end of the file, only
+a copyright line). A footer is detected as an empty line followed, to the end of the file, only
 by lines that do not have the header's number of fields. `FooterCut` passes the UTF-8 bytes on
 to pyarrow and holds back what follows a blank line until a line of the header's width shows it
 was not a footer (then everything held goes on) or the file ends (then the held lines are the
@@ -24,7 +24,7 @@ HOLD_MAX = 1 << 20  # a footer is at most this long
 KEPT_LINES = 200  # footer lines kept as metadata (the rest are still cut)
 _CHUNK = 1 << 20
 _LINES = re.compile(rb"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+\Z")
-_BLANK = re.compile(rb"(?:\A|(?<=\n)|(?<=\r)(?!\n))[ \t]*(?:\r\n|\n|\r)")
+_BLANKS = (b"\n\n", b"\n\r\n", b"\r\r")  # a line end, then an empty line (LF, CRLF, CR)
 
 
 class FooterCut(io.RawIOBase):
@@ -102,11 +102,11 @@ class FooterCut(io.RawIOBase):
     def _blank(self, data: bytes, at: int) -> int | None:
         """Where the first blank line from `at` starts, outside quoted values (by the parity
         of the quotes so far: a value may hold a blank line), counting the quotes before it."""
-        while (blank := _BLANK.search(data, at)) is not None:
-            self._quoted ^= data.count(b'"', at, blank.start()) & 1
+        while (blank := _next_blank(data, at)) is not None:
+            self._quoted ^= data.count(b'"', at, blank) & 1
             if not self._quoted:
-                return blank.start()
-            at = blank.end()  # inside a quoted value (a blank line holds no quote)
+                return blank
+            at = blank + 1  # inside a quoted value (a blank line holds no quote)
         self._quoted ^= data.count(b'"', at) & 1
         return None
 
@@ -147,3 +147,12 @@ def _last_lines_start(buffer: bytearray, count: int) -> int:
         found += bool(buffer[start:end].strip())
         end = start
     return end
+
+
+def _next_blank(data: bytes, at: int) -> int | None:
+    """Where the first empty line at or after `at` (a line start) begins: `bytes.find`, not
+    a regular expression, which cost 4x the CSV parse on a 35 MB file."""
+    if data[at : at + 1] in (b"\n", b"\r"):
+        return at
+    found = [i for i in (data.find(b, at) for b in _BLANKS) if i >= 0]
+    return min(found) + 1 if found else None

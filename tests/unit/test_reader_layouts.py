@@ -204,6 +204,16 @@ def test_a_blank_line_and_notes_after_the_rows_are_a_footer_kept_as_metadata(
     assert _guess(notes, "footer") == "3 lines after the rows left out, kept as metadata"
 
 
+@pytest.mark.parametrize("newline", ["\r\n", "\r"])
+def test_a_footer_after_crlf_or_cr_lines(tmp_path: Path, newline: str) -> None:
+    data = (_table(3) + FOOTER).replace("\n", newline).encode()
+
+    _, columns, notes = _open(tmp_path, data)
+
+    assert columns[1] == ["0.5", "1.5", "2.5"]
+    assert notes.footer[-1] == "PVGIS (c) EU, 2001-2025"
+
+
 def test_a_footer_far_into_a_compressed_file_is_cut_as_the_file_streams(tmp_path: Path) -> None:
     """Several read blocks of rows (1 MiB each) before the footer, through gzip: no seeking."""
     data = gzip.compress((_table(60_000) + FOOTER).encode(), mtime=0)
