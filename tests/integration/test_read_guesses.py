@@ -48,12 +48,12 @@ def test_the_guesses_are_on_the_ingest_line_in_the_summary_and_with_the_ledger_r
 ) -> None:
     path = home / "inbox" / "guessed" / "psm3.csv"
     path.parent.mkdir(parents=True)
-    path.write_bytes(nsrdb())
+    path.write_bytes(nsrdb(days=2))  # not the format matrix's file: that one is loaded
 
     result = cli.invoke(app, ["ingest", str(path)])
 
     assert result.exit_code == 0, result.output
-    assert result.stdout.split()[:2] == ["loaded", "48"]
+    assert result.stdout.split()[:2] == ["loaded", "96"]
     assert (
         "note: header on line 3, 2 metadata lines kept; 6 unnamed columns without a value left "
         "out; time from Year, Month, Day, Hour, Minute, local time in UTC"
@@ -76,7 +76,7 @@ def test_a_footer_is_kept_with_the_ledger_row(
 ) -> None:
     path = home / "inbox" / "footed" / "tmy.csv"
     path.parent.mkdir(parents=True)
-    path.write_bytes(pvgis_tmy())
+    path.write_bytes(pvgis_tmy(hours=72))  # not the format matrix's file
 
     result = cli.invoke(app, ["ingest", str(path)])
 
