@@ -126,17 +126,7 @@ def infer(staged: Staged, rules: DatasetRules, batch_rows: int) -> InferredSchem
         f.name: rules.forced_type(source, f.name)
         for source, f in zip(sources, arrow_schema, strict=True)
     }
-    evidence = {name: _Evidence(candidates=_candidates(forced[name])) for name in forced}
-    text = [f.name for f in arrow_schema if _is_text(f.type) and f.name not in jsons]
-    shapes = timeparts.Shapes()
-    for batch in iter_batches(staged, batch_rows):
-        for fld, arr in zip(arrow_schema, batch.columns, strict=True):
-            if fld.name in text:
-                evidence[fld.name].add(arr, rules.time_zone)
-            else:
-                evidence[fld.name].nulls += arr.null_count
-        if rules.time_from != ():
-            shapes.add(batch, text)
+    evidence, shapes = _observe(staged, arrow_schema, jsons, forced, rules, batch_rows)
     columns = tuple(
         _forced(source, fld, evidence[fld.name], forced[fld.name])
         or _column(source, fld, evidence[fld.name], fld.name in jsons)
@@ -150,15 +140,33 @@ def infer(staged: Staged, rules: DatasetRules, batch_rows: int) -> InferredSchem
         detail = f"{made.guess.detail}, local time in {rules.time_zone}"
         guesses.append(Guess(made.guess.what, detail, made.guess.rule))
     time_column = pick_time_column(columns, rules)
-    guesses += _time_column_guess(columns, time_column, rules)
     read, meta = read_notes(staged)
-    return InferredSchema(
-        columns=columns,
-        time_column=time_column,
-        note=_note((*read, *guesses), time_column, made.problem),
-        guesses=(*read, *guesses),
-        meta=meta,
-    )
+    guesses = [*read, *guesses, *_time_column_guess(columns, time_column, rules)]
+    note = _note(tuple(guesses), time_column, made.problem)
+    return InferredSchema(columns, time_column, note, tuple(guesses), meta)
+
+
+def _observe(
+    staged: Staged,
+    arrow_schema: pa.Schema,
+    jsons: frozenset[str],
+    forced: dict[str, str | None],
+    rules: DatasetRules,
+    batch_rows: int,
+) -> tuple[dict[str, _Evidence], timeparts.Shapes]:
+    """What every batch shows of each column: its candidate types, and the shapes of time."""
+    evidence = {name: _Evidence(candidates=_candidates(forced[name])) for name in forced}
+    text = [f.name for f in arrow_schema if _is_text(f.type) and f.name not in jsons]
+    shapes = timeparts.Shapes()
+    for batch in iter_batches(staged, batch_rows):
+        for fld, arr in zip(arrow_schema, batch.columns, strict=True):
+            if fld.name in text:
+                evidence[fld.name].add(arr, rules.time_zone)
+            else:
+                evidence[fld.name].nulls += arr.null_count
+        if rules.time_from != ():
+            shapes.add(batch, text)
+    return evidence, shapes
 
 
 def _without_unnamed_empty(
