@@ -179,7 +179,7 @@ def _without_unnamed_empty(
     kept = tuple(c for c in columns if c not in empty)
     count = len(empty)
     detail = f"{count} unnamed column{'s' * (count > 1)} without a value left out"
-    return kept, [Guess("columns", detail, "header_row (the header names the columns)")]
+    return kept, [Guess("columns", detail, "none: a column with any value is kept")]
 
 
 def _time_column_guess(
