@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from sluice import timeparts
 from sluice.contracts import Column, PgType
 from sluice.errors import SchemaConflict
 
@@ -49,7 +50,7 @@ def convert(arr: pa.Array, col: Column, tz: str) -> pa.Array:
         return cast_text(arr, col.pg_type, tz, scale=col.scale, text_format=col.text_format)
     if pa.types.is_timestamp(arr.type) and col.pg_type == "timestamptz":
         if arr.type.tz is None:
-            return _local_to_utc(pc.cast(arr, pa.timestamp("us")), tz)
+            return local_to_utc(pc.cast(arr, pa.timestamp("us")), tz)
         return pc.cast(arr, UTC_US)
     if col.pg_type in ("text", "jsonb"):
         return pc.cast(arr, pa.string())
@@ -57,18 +58,23 @@ def convert(arr: pa.Array, col: Column, tz: str) -> pa.Array:
 
 
 def convert_columns(batch: pa.RecordBatch, columns: Sequence[Column], tz: str) -> list[pa.Array]:
-    """The batch's columns as their inferred types; a value that no longer converts (the staged
-    data changed since inference) is a SchemaConflict naming the column."""
-    arrays = []
-    for col in columns:
-        try:
-            arrays.append(convert(batch.column(col.name), col, tz))
-        except pa.ArrowInvalid as exc:
-            raise SchemaConflict(
-                f"column {col.source!r} no longer converts to {col.pg_type} ({exc})",
-                hint="the staged data changed since inference; re-run the file",
-            ) from exc
-    return arrays
+    """The batch's columns as their inferred types (a time made of parts composed from them);
+    a value that no longer converts (the staged data changed since inference) is a
+    SchemaConflict naming the column."""
+    return [convert_column(batch, col, tz) for col in columns]
+
+
+def convert_column(batch: pa.RecordBatch, col: Column, tz: str) -> pa.Array:
+    """One column of the batch as its inferred type (see convert_columns)."""
+    try:
+        if col.parts:
+            return timeparts.compose(batch, col, tz)
+        return convert(batch.column(col.name), col, tz)
+    except pa.ArrowInvalid as exc:
+        raise SchemaConflict(
+            f"column {col.source!r} no longer converts to {col.pg_type} ({exc})",
+            hint="the staged data changed since inference; re-run the file",
+        ) from exc
 
 
 def cast_text(
@@ -84,6 +90,8 @@ def cast_text(
         return _epoch(trimmed, _EPOCH_SCALE[text_format])
     if text_format == "slash":
         trimmed = _slash_to_iso(trimmed)
+    if text_format == "compact":
+        trimmed = _compact_to_iso(trimmed)
     if text_format == "rfc2822":
         return _rfc2822(trimmed)
     return _TEXT_CASTS[pg_type](trimmed, tz)
@@ -94,6 +102,18 @@ def _slash_to_iso(arr: pa.Array) -> pa.Array:
     arr = pc.replace_substring_regex(arr, r"^(\d{4})/(\d)/", r"\1/0\2/")
     arr = pc.replace_substring_regex(arr, r"^(\d{4})/(\d{2})/(\d)(\D|$)", r"\1/\2/0\3\4")
     return pc.replace_substring_regex(arr, r"^(\d{4})/(\d{2})/(\d{2})", r"\1-\2-\3")
+
+
+def _compact_to_iso(arr: pa.Array) -> pa.Array:
+    """`20180101:0000` (PVGIS), `20180101T000000` -> `2018-01-01T00:00:00`; nothing else.
+    A column whose first values are not so is refuted at once (inference tries every text
+    column: the rewriting and the cast cost more than the look)."""
+    head = arr.slice(0, 64).drop_null()
+    if not pc.all(pc.match_substring_regex(head, r"^\d{8}[T:]\d{4}(\d{2})?$")).as_py():
+        raise pa.ArrowInvalid("not a compact timestamp")
+    day = r"^(\d{4})(\d{2})(\d{2})[T:](\d{2})(\d{2})"
+    arr = pc.replace_substring_regex(arr, day + r"$", r"\1-\2-\3T\4:\5:00")
+    return pc.replace_substring_regex(arr, day + r"(\d{2})$", r"\1-\2-\3T\4:\5:\6")
 
 
 def _plain(target: pa.DataType) -> Cast:
@@ -131,13 +151,13 @@ def _to_timestamptz(arr: pa.Array, tz: str) -> pa.Array:
     if zoned_count == len(arr) - arr.null_count:  # the common case: one kind per file
         return pc.cast(arr, UTC_US)
     if zoned_count == 0:
-        return _local_to_utc(pc.cast(arr, pa.timestamp("us")), tz)
+        return local_to_utc(pc.cast(arr, pa.timestamp("us")), tz)
     zoned = pc.cast(pc.if_else(zoned_mask, arr, None), UTC_US)
     naive = pc.cast(pc.if_else(zoned_mask, None, arr), pa.timestamp("us"))
-    return pc.coalesce(zoned, _local_to_utc(naive, tz))
+    return pc.coalesce(zoned, local_to_utc(naive, tz))
 
 
-def _local_to_utc(naive: pa.Array, tz: str) -> pa.Array:
+def local_to_utc(naive: pa.Array, tz: str) -> pa.Array:
     """At a DST fall-back the earlier instant; in a spring-forward gap the later one."""
     local = pc.assume_timezone(naive, timezone=tz, ambiguous="earliest", nonexistent="latest")
     return pc.cast(local, UTC_US)

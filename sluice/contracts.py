@@ -28,6 +28,7 @@ PgType = Literal[
 Outcome = Literal["loaded", "duplicate", "quarantined", "failed"]
 Severity = Literal["error", "warn"]
 ErrorMode = Literal["file", "rows"]  # a failed error expectation fails the file, or its rows
+Ragged = Literal["error", "pad"]  # a row short of fields refuses the file, or reads as nulls
 DriftCheck = Literal["null_ratio", "mean_shift", "new_categories", "time_order"]
 
 
@@ -83,6 +84,34 @@ class Column:
     nullable: bool
     scale: int = 0  # digits after the point, for numeric
     text_format: str = ""  # how text converts: "" ISO-like, "slash", "rfc2822", "epoch_s", ...
+    parts: tuple[str, ...] = ()  # a time made of these staged columns (sluice/timeparts.py)
+
+
+@dataclass(frozen=True, slots=True)
+class Guess:
+    """A choice Sluice made about a file where a dataset rule could have made it instead.
+
+    Every guess is in the run's summary (with the rule that overrides it); the notable ones,
+    those that change what a plain reading of the file would load, are in the run's note too,
+    which `sluice ingest` prints under the file's line."""
+
+    what: str  # "header", "footer", "ragged rows", "time", "sheet", "columns", ...
+    detail: str  # for people: "line 3, 2 metadata lines kept"
+    rule: str  # the rule that decides instead: "header_row: 3"
+    notable: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class FileMeta:
+    """What a file says besides its rows: the lines above the header (and the `key: value`
+    pairs read from them) and the footer below the rows. Stored with the file's ledger row."""
+
+    preamble: tuple[str, ...] = ()
+    fields: tuple[tuple[str, str], ...] = ()  # ("Time Zone", "-7"), ...
+    footer: tuple[str, ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.preamble or self.fields or self.footer)
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,7 +120,9 @@ class InferredSchema:
 
     columns: tuple[Column, ...]
     time_column: str  # Column.name of the time column, or "_ingested_at" where the file has none
-    note: str = ""  # what a person should know about the inference (e.g. no time column)
+    note: str = ""  # what a person should know: the notable guesses, a missing time column
+    guesses: tuple[Guess, ...] = ()  # how the file was read and typed, where a rule could say
+    meta: FileMeta = FileMeta()
 
     def column(self, name: str) -> Column:
         for col in self.columns:

@@ -1,9 +1,11 @@
 """Per-dataset rules from datasets.yaml, and which dataset a file belongs to.
 
 A rule names the time column, the key, the chunk interval, the missing-value markers, the
-time zone of naive timestamps, the quality gate (suite, `on_error`, drift). Its hash (with the
-content of the suite file) is part of every stage's cache key, so changing a rule or the suite
-re-runs the stages it can affect.
+time zone of naive timestamps, the quality gate (suite, `on_error`, `on_missing_time`, drift),
+and how a file is read where Sluice would otherwise guess (`encoding`, `delimiter`,
+`header_row`/`skip_rows`, `skip_footer`, `ragged`, `time_from`, `day_first`, `sheet`). Its hash
+(with the content of the suite file) is part of every stage's cache key, so changing a rule or
+the suite re-runs the stages it can affect.
 
 A dataset's suite is `expectations/<dataset>.json` beside the rules file when that file exists
 (the name is the link: no rule needed), unless its rule names another (`suite: path`) or none
@@ -21,7 +23,7 @@ from typing import Any, Literal, get_args
 
 import yaml
 
-from sluice.contracts import DriftCheck, ErrorMode
+from sluice.contracts import DriftCheck, ErrorMode, Ragged
 from sluice.names import safe_identifier
 
 DEFAULT_NULL_VALUES = ("", "NA", "N/A", "n/a", "NULL", "null", "nil", "NaN", "nan", ".")
@@ -61,10 +63,19 @@ class DatasetRules:
     null_values: tuple[str, ...] = DEFAULT_NULL_VALUES
     suite: str | None = None  # GX suite JSON, absolute once loaded (see the module docstring)
     encoding: str | None = None  # text encoding; None: detect (BOM, UTF-8, else cp1252)
+    delimiter: str | None = None  # one character; None: detect (`,` tab `;` `|`)
     skip_rows: int | None = None  # lines above the header; None: detect metadata lines
+    header_row: int | None = None  # the header's line (Excel: row), 1-based; None: detect
+    skip_footer: int | None = None  # lines after the rows that are not rows; None: detect
+    ragged: Ragged = "error"  # pad: a row short of fields reads the missing trailing ones as null
     header: bool = True  # False: columns are named column_1, column_2, ...
     json_depth: int = 2  # nested JSON objects flatten to `a.b` up to this depth, deeper is jsonb
-    sheet: str | None = None  # Excel: the sheet to read; None: the first
+    sheet: str | int | None = None  # Excel: a name, a 0-based index or "*" (all); None: detect
+    # the columns the time is made of: [date, time] or [year, month, day(, hour(, minute(,
+    # second)))]; None: detect the common layouts; (): never
+    time_from: tuple[str, ...] | None = None
+    day_first: bool | None = None  # time_from's `01/02/2024` is 1 February; None: detect
+    on_missing_time: ErrorMode | None = None  # rows without a valid time; None: as on_error
     types: tuple[tuple[str, str], ...] = ()  # (column, PostgreSQL type) forced over inference
     widen_to_text: bool = False  # may a table column become text when a file has text in it?
     on_error: ErrorMode = "file"  # rows: rows failing an error expectation go to quarantine
@@ -80,6 +91,18 @@ class DatasetRules:
                 return pg_type
         return None
 
+    @property
+    def lines_above(self) -> int | None:
+        """Lines (Excel: rows) above the header as the rules fix them, or None: detect."""
+        if self.skip_rows is not None:
+            return self.skip_rows
+        return None if self.header_row is None else self.header_row - 1
+
+    @property
+    def time_mode(self) -> ErrorMode:
+        """What a row without a valid time does: fails the file, or is set aside."""
+        return self.on_missing_time or self.on_error
+
     def digest(self) -> str:
         """The rules' hash, with the suite's text: editing the suite is a new rule."""
         raw = json.dumps(asdict(self), sort_keys=True, default=str).encode()
@@ -94,10 +117,17 @@ _FIELDS = {
     "null_values",
     "suite",
     "encoding",
+    "delimiter",
     "skip_rows",
+    "header_row",
+    "skip_footer",
+    "ragged",
     "header",
     "json_depth",
     "sheet",
+    "time_from",
+    "day_first",
+    "on_missing_time",
     "types",
     "widen_to_text",
     "on_error",
@@ -132,14 +162,55 @@ def load_rules(path: Path, dataset: str) -> DatasetRules:
         values["types"] = _types(path, dataset, values["types"])
     values["suite"] = _suite(path, dataset, values)
     values["suite_text"] = _snapshot(values["suite"])
-    if "on_error" in values and values["on_error"] not in ("file", "rows"):
-        raise ValueError(
-            f"{path}: dataset {dataset!r}: on_error must be 'file' or 'rows', "
-            f"got {values['on_error']!r}"
-        )
     if "drift" in values:
         values["drift"] = _drift(path, dataset, values["drift"])
+    _reading(f"{path}: dataset {dataset!r}", values)
     return DatasetRules(name=dataset, **values)
+
+
+_CHOICES: dict[str, tuple[object, ...]] = {
+    "on_error": ("file", "rows"),
+    "on_missing_time": ("file", "rows", None),
+    "ragged": ("error", "pad"),
+    "day_first": (True, False, None),
+}
+_COUNTS = {"skip_rows": 0, "skip_footer": 0, "header_row": 1}  # the least each may be
+
+
+def _reading(where: str, values: dict[str, Any]) -> None:
+    """Check (and normalise) the rules that say how a file is read; ValueError names the key."""
+    for name, allowed in _CHOICES.items():
+        if name in values and values[name] not in allowed:
+            choices = " or ".join(repr(a) for a in allowed if a is not None)
+            raise ValueError(f"{where}: {name} must be {choices}, got {values[name]!r}")
+    for name, least in _COUNTS.items():
+        value = values.get(name)
+        if value is not None and (type(value) is not int or value < least):
+            raise ValueError(f"{where}: {name} must be a whole number >= {least}, got {value!r}")
+    above, row = values.get("skip_rows"), values.get("header_row")
+    if above is not None and row is not None and above != row - 1:
+        raise ValueError(f"{where}: header_row and skip_rows disagree: give one of them")
+    if "time_from" in values:
+        values["time_from"] = _time_from(where, values["time_from"])
+    delimiter = values.get("delimiter")
+    if delimiter is not None and (not isinstance(delimiter, str) or len(delimiter) != 1):
+        raise ValueError(f"{where}: delimiter must be one character, got {delimiter!r}")
+    sheet = values.get("sheet")
+    if sheet is not None and not isinstance(sheet, str) and (type(sheet) is not int or sheet < 0):
+        raise ValueError(f"{where}: sheet must be a name, a 0-based index or '*', got {sheet!r}")
+
+
+def _time_from(where: str, raw: object) -> tuple[str, ...] | None:
+    """[date, time] or [year, month, day(, hour(, minute(, second)))]; false: never detect."""
+    if raw is None or raw is False:
+        return None if raw is None else ()
+    columns = tuple(str(v) for v in _as_list(raw))
+    if not 2 <= len(columns) <= 6:
+        raise ValueError(
+            f"{where}: time_from names a date and a time column, or year, month, day (then "
+            f"hour, minute, second): 2 to 6 columns, got {len(columns)}"
+        )
+    return columns
 
 
 SUITES = "expectations"  # the folder beside the rules file that holds suites named after datasets

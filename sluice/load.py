@@ -19,7 +19,7 @@ import pyarrow.compute as pc
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
-from sluice import connections, enrich, evolution, faults, outbox
+from sluice import connections, enrich, evolution, faults, guesses, outbox
 from sluice.casts import arrow_type
 from sluice.contracts import FileRef, InferredSchema, LoadReport, PgType, Staged
 from sluice.datasets import DatasetRules
@@ -53,7 +53,8 @@ CREATE TABLE IF NOT EXISTS sluice.files (
     size        bigint NOT NULL,
     rows        bigint NOT NULL,
     rules_hash  text NOT NULL,
-    loaded_at   timestamptz NOT NULL DEFAULT now()
+    loaded_at   timestamptz NOT NULL DEFAULT now(),
+    file_meta   jsonb
 );
 CREATE TABLE IF NOT EXISTS sluice.schema_history (
     id          bigserial PRIMARY KEY,
@@ -74,7 +75,10 @@ CREATE TABLE IF NOT EXISTS sluice.outbox (
     stream_id     text
 );
 CREATE INDEX IF NOT EXISTS outbox_undelivered ON sluice.outbox (id) WHERE delivered_at IS NULL;
+-- issue 14: how the file was read and what it said besides its rows (sluice/guesses.py)
+ALTER TABLE sluice.files ADD COLUMN IF NOT EXISTS file_meta jsonb;
 """
+NEWEST_COLUMN = ("sluice.files", "file_meta")  # the catalog's last change: present, all are
 
 
 connect = connections.connect  # an autocommit connection for a block, reused in the process
@@ -85,26 +89,38 @@ _CHECKED: weakref.WeakKeyDictionary[psycopg.Connection[tuple[object, ...]], set[
 )
 
 
-def ensure_ddl(conn: psycopg.Connection[tuple[object, ...]], newest: str, ddl: str) -> None:
-    """Run idempotent catalog DDL unless `newest` (its last table) exists; serialised by an
-    advisory lock, since concurrent CREATE ... IF NOT EXISTS races otherwise. Checked once per
+def ensure_ddl(
+    conn: psycopg.Connection[tuple[object, ...]],
+    newest: str,
+    ddl: str,
+    column: tuple[str, str] | None = None,
+) -> None:
+    """Run idempotent catalog DDL unless `newest` (its last table) and `column` (its last
+    added column, as (table, column)) exist; serialised by an advisory lock, since concurrent
+    CREATE ... IF NOT EXISTS races otherwise. One query when there is nothing to do, once per
     connection: a reused connection (sluice.connections) asks once, not per stage (Sluice never
     drops its catalog, and a dropped database ends the connections that saw it)."""
     checked = _CHECKED.setdefault(conn, set())
-    if newest in checked:
+    table, name = column or (newest, "")
+    if f"{newest}:{table}.{name}" in checked:
         return
     with conn.transaction():
-        present = conn.execute("SELECT to_regclass(%s)", (newest,)).fetchone()
-        if not (present and present[0] is not None):
+        present = conn.execute(
+            "SELECT to_regclass(%s) IS NOT NULL AND (%s = '' OR EXISTS (SELECT 1 FROM "
+            "pg_attribute WHERE attrelid = to_regclass(%s) AND attname = %s "
+            "AND NOT attisdropped))",
+            (newest, name, table, name),
+        ).fetchone()
+        if not (present and present[0]):
             conn.execute("SELECT pg_advisory_xact_lock(hashtext('sluice.catalog'))")
             conn.execute(ddl)
-    checked.add(newest)
+    checked.add(f"{newest}:{table}.{name}")
 
 
 def ensure_catalog(conn: psycopg.Connection[tuple[object, ...]]) -> None:
-    """Create Sluice's own tables once. The check is on the newest table, so a database whose
-    catalog predates it gets it too."""
-    ensure_ddl(conn, "sluice.outbox", LEDGER_DDL)
+    """Create Sluice's own tables once. The check is on the newest table and column, so a
+    database whose catalog predates them gets them too (`ADD COLUMN IF NOT EXISTS`)."""
+    ensure_ddl(conn, "sluice.outbox", LEDGER_DDL, NEWEST_COLUMN)
 
 
 def is_loaded(conn: psycopg.Connection[tuple[object, ...]], file_id: str) -> bool:
@@ -154,14 +170,16 @@ def load_batches(
     lock_timeout_s: float,
     rows: int | None = None,
     progress: Callable[[int], None] | None = None,
-    verdict: Callable[[], None] | None = None,
+    verdict: Callable[[], InferredSchema | None] | None = None,
 ) -> LoadReport:
     """Load `batches` (the schema's columns as their types, then the lineage columns) and the
     ledger row in one transaction; `duplicate` if the ledger has the file already.
 
     `rows` None: the ledger row counts the rows sent. `verdict()` runs after the COPY, inside
     the transaction: whatever it raises rolls back the rows, the ledger row and any DDL
-    (sluice.onepass validates as the rows stream, and decides only once all are in).
+    (sluice.onepass validates as the rows stream, and decides only once all are in); the schema
+    it returns, if any, says what the ledger row's file_meta holds (a footer is known only at
+    the file's end).
     """
     ensure_catalog(conn)
     target = sql.Identifier(schema_name, ref.dataset)
@@ -172,15 +190,17 @@ def load_batches(
                 sql.Literal(f"{int(lock_timeout_s * 1000)}ms")
             )
         )
-        if not _claim(conn, ref, rows or 0, label):
+        if not _claim(conn, ref, rows or 0, label, guesses.for_ledger(schema)):
             return LoadReport(table=label, rows=0, outcome="duplicate")
         plan = _prepare_table(conn, ref, schema, rules, schema_name)
         sent = _copy(conn, target, batches, schema, plan, progress)
-        if verdict is not None:
-            verdict()
-        if rows is None:
+        final = verdict() if verdict is not None else None
+        if rows is None or final is not None:
+            meta = guesses.for_ledger(final) if final is not None else None
             conn.execute(
-                "UPDATE sluice.files SET rows = %s WHERE file_id = %s", (sent, ref.file_id)
+                "UPDATE sluice.files SET rows = %s, file_meta = COALESCE(%s, file_meta) "
+                "WHERE file_id = %s",
+                (sent, None if meta is None else Jsonb(meta), ref.file_id),
             )
         outbox.add(
             conn,
@@ -222,11 +242,14 @@ def _claim(
     ref: FileRef,
     rows: int,
     label: str,
+    file_meta: dict[str, object] | None,
 ) -> bool:
+    meta = None if file_meta is None else Jsonb(file_meta)
     row = conn.execute(
-        "INSERT INTO sluice.files (file_id, dataset, target, path, size, rows, rules_hash) "
-        "VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (file_id) DO NOTHING RETURNING 1",
-        (ref.file_id, ref.dataset, label, ref.path, ref.size, rows, ref.rules_hash),
+        "INSERT INTO sluice.files "
+        "(file_id, dataset, target, path, size, rows, rules_hash, file_meta) "
+        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (file_id) DO NOTHING RETURNING 1",
+        (ref.file_id, ref.dataset, label, ref.path, ref.size, rows, ref.rules_hash, meta),
     ).fetchone()
     return row is not None
 

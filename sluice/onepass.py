@@ -38,7 +38,7 @@ import numpy as np
 import pyarrow as pa
 
 from sluice import drift, enrich, faults, load, profiles, read, validate, verdict
-from sluice.casts import convert
+from sluice.casts import convert_column
 from sluice.contracts import (
     Column,
     FileRef,
@@ -51,6 +51,7 @@ from sluice.datasets import DatasetRules
 from sluice.errors import SluiceError, UnreadableFile
 from sluice.names import unique_identifiers
 from sluice.profile import Profiler, as_target
+from sluice.readers import Notes
 from sluice.schema import Candidate, Inference
 from sluice.validate_chunks import Validated
 
@@ -95,8 +96,9 @@ class Passed:
 
 def applies(rules: DatasetRules) -> bool:
     """One pass decides a file only at its end, with every row sent: setting rows aside
-    (`on_error: rows`) needs the verdict before the rows go, so it takes the staged path."""
-    return rules.on_error == "file"
+    (`on_error: rows`, `on_missing_time: rows`) needs the verdict before the rows go, so it
+    takes the staged path."""
+    return rules.on_error == "file" and rules.time_mode == "file"
 
 
 def run(conn: Conn, ref: FileRef, options: Options) -> Passed:
@@ -118,7 +120,7 @@ def infer_whole(ref: FileRef, batch_rows: int) -> InferredSchema:
     inference = Inference(raw.schema, ref.in_force)
     for batch in raw.batches:
         inference.add(batch)
-    return inference.schema()
+    return raw.inferred(inference)
 
 
 # --- reading ---------------------------------------------------------------------------------
@@ -126,10 +128,17 @@ def infer_whole(ref: FileRef, batch_rows: int) -> InferredSchema:
 
 @dataclass(slots=True)
 class _Raw:
-    """The reader's batches under staged (safe) names, with the staged schema's metadata."""
+    """The reader's batches under staged (safe) names, with the staged schema's metadata, and
+    what the reader noted (guesses, preamble; a footer only once every batch is read)."""
 
     schema: pa.Schema
     batches: Iterator[pa.RecordBatch]
+    notes: Notes
+
+    def inferred(self, inference: Inference) -> InferredSchema:
+        """What the evidence so far implies, with the reader's guesses and the file's
+        metadata as far as it has read."""
+        return inference.schema(tuple(self.notes.guesses), self.notes.meta())
 
 
 def _open(ref: FileRef, batch_rows: int) -> _Raw:
@@ -157,7 +166,7 @@ def _open(ref: FileRef, batch_rows: int) -> _Raw:
             with at(ref, "read"):
                 batch = next(batches, None)
 
-    return _Raw(schema, renamed())
+    return _Raw(schema, renamed(), opened.notes)
 
 
 @contextmanager
@@ -191,7 +200,7 @@ def _pass(conn: Conn, ref: FileRef, options: Options, fixed: InferredSchema | No
     raw = _open(ref, options.batch_rows)
     inference = Inference(raw.schema, rules)
     sample = _sample(raw, inference, clock) if fixed is None else []
-    tentative = fixed or inference.schema()
+    tentative = fixed or raw.inferred(inference)
     stream = _Stream(ref, raw, sample, inference, tentative, rules, clock, fixed is None)
     progress, estimate = options.progress, _estimate(ref, raw, sample)
     try:
@@ -248,11 +257,11 @@ def _estimate(ref: FileRef, raw: _Raw, sample: list[Sampled]) -> int | None:
     return max(rows, int(ref.size * rows / max(text, 1)))
 
 
-def decided(schema: InferredSchema) -> tuple[tuple[str, str, int, str], ...]:
+def decided(schema: InferredSchema) -> tuple[tuple[object, ...], ...]:
     """What a COPY started with must keep: each column's type, scale and text format (whether
     a column holds nulls may change; the time column's NOT NULL is checked by its expectation)."""
-    return tuple((c.name, c.pg_type, c.scale, c.text_format) for c in schema.columns) + (
-        (schema.time_column, "", 0, ""),
+    return tuple((c.name, c.pg_type, c.scale, c.text_format, c.parts) for c in schema.columns) + (
+        (schema.time_column, "", 0, "", ()),
     )
 
 
@@ -306,7 +315,7 @@ class _Stream:
                 item = (batch, {})
                 if self.speculative:
                     item = (batch, self.inference.add(batch))
-                    if decided(self.inference.schema()) != self.expected:
+                    if decided(self.raw.inferred(self.inference)) != self.expected:
                         raise Refuted(self._change())
                     since = self.clock.add("infer_schema", since)
             batch, converted = item
@@ -325,18 +334,19 @@ class _Stream:
         for col in self.tentative.columns:
             made = converted.get(col.name)
             if made is not None and made[0] == (col.pg_type, col.text_format):
-                if col.pg_type != "numeric":
+                if col.pg_type != "numeric" and not col.parts:
                     arrays.append(made[1])
                     continue
-            arrays.append(convert(batch.column(col.name), col, self.rules.time_zone))
+            arrays.append(convert_column(batch, col, self.rules.time_zone))
         return arrays
 
     def _change(self) -> str:
-        now = {c.name: c for c in self.inference.schema().columns}
+        now = {c.name: c for c in self.raw.inferred(self.inference).columns}
         changed = [
-            f"{c.source!r} {c.pg_type} -> {now[c.name].pg_type}"
+            f"{c.source!r} {c.pg_type} -> {now[c.name].pg_type if c.name in now else 'none'}"
             for c in self.tentative.columns
-            if (c.pg_type, c.scale, c.text_format)
+            if c.name not in now
+            or (c.pg_type, c.scale, c.text_format)
             != (now[c.name].pg_type, now[c.name].scale, now[c.name].text_format)
         ]
         where = f"after row {self.rows:,}"
@@ -428,7 +438,7 @@ class _Stream:
                 return
             yield item
 
-    def decide(self, ref: FileRef, options: Options) -> None:
+    def decide(self, ref: FileRef, options: Options) -> InferredSchema:
         """Inside the transaction, every row sent: the whole file's types must be those the
         COPY started with; then the profile and the verdict (raising rolls everything back)."""
         if self._producer is not None:
@@ -436,7 +446,7 @@ class _Stream:
         if self._failure is not None:
             raise self._failure
         if self.speculative:
-            final = self.inference.schema()
+            final = self.raw.inferred(self.inference)  # the footer, if any, is read by now
             if decided(final) != self.expected:
                 raise Refuted(self._change())
             self.final = replace(final, columns=self._nullability(final))
@@ -450,9 +460,10 @@ class _Stream:
             options.decided("validation", self.validation)
         self.clock.add("validate", since)
         with at(ref, "validate"):
-            verdict.check(self.validation)
+            verdict.check(self.validation, self.final.time_column)
         if self.doomed:  # never commit a file some of whose rows the COPY did not get
             raise RuntimeError(f"{ref.path}: rows with a null time passed validation")
+        return self.final
 
     def _nullability(self, final: InferredSchema) -> tuple[Column, ...]:
         return tuple(

@@ -4,7 +4,9 @@ batches into staged Parquet.
 Compression wrappers (gzip, bz2, zstd, xz, a zip holding one data file) are found by their magic
 bytes; the data inside by its own magic bytes or shape, the file name breaking ties. The staged
 columns get safe names; the original names and which columns hold JSON travel in the Parquet
-schema's metadata. Text formats stage text, and `schema.infer` decides types over the whole file.
+schema's metadata, and what the reader guessed and found besides the rows (the preamble, a
+footer) in the file's metadata, written at its end (`read_notes`). Text formats stage text,
+and `schema.infer` decides types over the whole file.
 """
 
 from __future__ import annotations
@@ -19,17 +21,18 @@ from pathlib import Path
 import pyarrow as pa
 
 from sluice import faults
-from sluice.contracts import FileRef, Staged
+from sluice.contracts import FileMeta, FileRef, Guess, Staged
 from sluice.datasets import DatasetRules
 from sluice.errors import UnreadableFile
 from sluice.names import unique_identifiers
-from sluice.readers import Opened, Reader, Source
+from sluice.readers import Notes, Opened, Reader, Source
 from sluice.readers.text import wide_encoding
-from sluice.staging import Location, stage_path, write_batches
+from sluice.staging import Location, read_key_values, stage_path, write_batches
 
 STAGE = "read"
 SOURCE_NAMES = b"sluice.source_names"
 JSON_COLUMNS = b"sluice.json_columns"
+READ_NOTES = b"sluice.read_notes"
 _CHUNK = 1 << 20
 _COMPRESSION = {
     b"\x1f\x8b": "gzip",
@@ -75,8 +78,7 @@ def _stage(opened: Opened, path: Location) -> Staged:
         raise UnreadableFile("the file has a header but no rows", hint="nothing to load")
     schema = staged_schema(opened, first.schema, unique_identifiers(opened.names))
     renamed = (pa.RecordBatch.from_arrays(b.columns, schema=schema) for b in _chain(first, batches))
-    staged = write_batches(path, schema, renamed)
-    return staged
+    return write_batches(path, schema, renamed, late=lambda: {READ_NOTES: dumps(opened.notes)})
 
 
 def staged_schema(opened: Opened, first: pa.Schema, names: list[str]) -> pa.Schema:
@@ -88,6 +90,33 @@ def staged_schema(opened: Opened, first: pa.Schema, names: list[str]) -> pa.Sche
     }
     fields = [pa.field(n, t) for n, t in zip(names, first.types, strict=True)]
     return pa.schema(fields, metadata=metadata)
+
+
+def dumps(notes: Notes) -> bytes:
+    """The reader's notes as the staged file's metadata (READ_NOTES), read back by read_notes."""
+    return json.dumps(
+        {
+            "guesses": [[g.what, g.detail, g.rule, g.notable] for g in notes.guesses],
+            "preamble": list(notes.preamble),
+            "fields": [list(pair) for pair in notes.fields],
+            "footer": list(notes.footer),
+        }
+    ).encode()
+
+
+def read_notes(staged: Staged) -> tuple[tuple[Guess, ...], FileMeta]:
+    """What the reader guessed about the staged file, and the file's metadata."""
+    raw = read_key_values(staged).get(READ_NOTES)
+    if not raw:
+        return (), FileMeta()
+    notes = json.loads(raw)
+    guesses = tuple(Guess(str(w), str(d), str(r), bool(n)) for w, d, r, n in notes["guesses"])
+    meta = FileMeta(
+        preamble=tuple(notes["preamble"]),
+        fields=tuple((str(k), str(v)) for k, v in notes["fields"]),
+        footer=tuple(notes["footer"]),
+    )
+    return guesses, meta
 
 
 def _nonempty(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:

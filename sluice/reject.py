@@ -1,5 +1,12 @@
-"""Row-level mode (`on_error: rows`): which failed expectations a file survives by setting rows
-aside, the rows file they go to, and the row numbers later stages skip.
+"""Row-level mode (`on_error: rows`, and `on_missing_time: rows` for the time column's checks):
+which failed expectations a file survives by setting rows aside, the rows file they go to, and
+the row numbers later stages skip.
+
+`collected` says which expectations are handled row by row: every `error` one under
+`on_error: rows`; the time column's not-null and range checks (a row without a valid time)
+under `on_missing_time`, which follows `on_error` unless the dataset sets it. So a file whose
+rules say `on_error: file, on_missing_time: rows` sets its rows without a time aside and
+still fails as a whole on any other failed expectation.
 
 A failed `error` expectation is handled row by row when GX named its unexpected rows (a map
 expectation: not null, between, in set, regex, unique...) and, if it has a `mostly`, that
@@ -21,11 +28,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from sluice.contracts import Expectation, ExpectationResult, Rejected, Staged, ValidationReport
+from sluice.datasets import DatasetRules
 from sluice.errors import StagingLost
 from sluice.staging import iter_batches, read_schema, write_batches
 
 ROW = "_row"  # 1-based row number in the file, as enrich numbers rows
 FAILED = "_failed"  # the expectations the row failed, "; "-separated
+TIME_CHECKS = frozenset(
+    {"expect_column_values_to_not_be_null", "expect_column_values_to_be_between"}
+)
 
 
 def rows_path(quarantine: Path, dataset: str, file_id: str) -> Path:
@@ -43,6 +54,19 @@ def name(exp: Expectation) -> str:
     else:
         target = "table"
     return f"{exp.type}({target})"
+
+
+def collected(
+    suite: tuple[Expectation, ...], time_column: str, rules: DatasetRules
+) -> frozenset[int]:
+    """The suite's `error` expectations whose failing rows are set aside instead of failing
+    the file (see the module's docstring)."""
+
+    def mode(exp: Expectation) -> str:
+        on_time = exp.column == time_column and exp.type in TIME_CHECKS
+        return rules.time_mode if on_time else rules.on_error
+
+    return frozenset(i for i, e in enumerate(suite) if e.severity == "error" and mode(e) == "rows")
 
 
 def _handled(result: ExpectationResult, rows: Any) -> bool:
@@ -64,11 +88,11 @@ def set_aside(
     that is all that fails the file and some rows remain; otherwise the report as it was."""
     handled = [i for i, r in enumerate(report.results) if _handled(r, rows.get(i))]
     if not handled:
-        return replace(report, mode="rows")
+        return report
     others = [r for i, r in enumerate(report.results) if r.fails_file and i not in handled]
     rejected = np.unique(np.concatenate([rows[i] for i in handled]))
     if others or report.drift_errors or len(rejected) >= report.rows:
-        return replace(report, mode="rows")  # the file fails as a whole (every row, maybe)
+        return report  # the file fails as a whole (every row, maybe)
     names = {i: name(report.results[i].expectation) for i in handled}
     batches = _rejected_batches(staged, batch_rows, rejected, {names[i]: rows[i] for i in handled})
     schema = _schema(staged)
@@ -76,9 +100,7 @@ def set_aside(
     results = tuple(
         replace(r, rows_rejected=True) if i in handled else r for i, r in enumerate(report.results)
     )
-    return replace(
-        report, mode="rows", results=results, rejected=Rejected(len(rejected), str(path))
-    )
+    return replace(report, results=results, rejected=Rejected(len(rejected), str(path)))
 
 
 def _schema(staged: Staged) -> pa.Schema:

@@ -6,6 +6,11 @@ column of numbers and text is text, never a silent cast that loses values. Numbe
 significant digits than a double holds become numeric; numbers in a column whose name says time,
 in the range of epoch seconds or milliseconds, become timestamps. Typed columns (Parquet, Arrow,
 ORC) keep their type; columns the reader marked as JSON become jsonb.
+
+A column the header leaves unnamed that holds no value in the whole file is left out (padded
+exports end every line with empty fields); a time made of parts (`sluice.timeparts`) becomes
+a column of its own. What inference guessed joins what the reader guessed (`read.read_notes`)
+in the schema's `guesses` and, the notable ones, in its `note`.
 """
 
 from __future__ import annotations
@@ -16,12 +21,13 @@ from dataclasses import dataclass, field
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from sluice import timeparts
 from sluice.casts import NUMERIC_PRECISION, cast_text
-from sluice.contracts import Column, InferredSchema, PgType, Staged
+from sluice.contracts import Column, FileMeta, Guess, InferredSchema, PgType, Staged
 from sluice.datasets import DatasetRules
 from sluice.enrich import INGESTED_AT
 from sluice.errors import SchemaConflict
-from sluice.read import json_columns, source_names
+from sluice.read import json_columns, read_notes, source_names
 from sluice.staging import iter_batches, read_schema
 
 STAGE = "infer_schema"
@@ -35,6 +41,7 @@ CANDIDATES: tuple[Candidate, ...] = (
     ("time", ""),
     ("timestamptz", ""),
     ("timestamptz", "slash"),
+    ("timestamptz", "compact"),
     ("timestamptz", "rfc2822"),
 )
 TEMPORAL: frozenset[PgType] = frozenset({"date", "timestamp", "timestamptz"})
@@ -134,15 +141,16 @@ def infer(staged: Staged, rules: DatasetRules, batch_rows: int) -> InferredSchem
     inference = Inference(read_schema(staged), rules)
     for batch in iter_batches(staged, batch_rows):
         inference.add(batch)
-    return inference.schema()
+    return inference.schema(*read_notes(staged))
 
 
 class Inference:
     """The evidence of a stream of batches (staged names, the reader's schema metadata), added
-    one batch at a time; `schema()` is what it implies so far, the whole file's once every
-    batch is in. `add` returns the text columns as their leading candidate converted them, so a
-    caller that converts each batch as it passes (sluice.onepass) need not convert twice: each
-    with the (type, format) candidate that converted it."""
+    one batch at a time: each column's candidate types, and the shapes of time made of parts.
+    `schema()` is what it implies so far, the whole file's once every batch is in. `add`
+    returns the text columns as their leading candidate converted them, so a caller that
+    converts each batch as it passes (sluice.onepass) need not convert twice: each with the
+    (type, format) candidate that converted it."""
 
     def __init__(self, arrow_schema: pa.Schema, rules: DatasetRules) -> None:
         self.arrow_schema = arrow_schema
@@ -156,49 +164,86 @@ class Inference:
         self.evidence = {
             name: _Evidence(candidates=_candidates(forced)) for name, forced in self.forced.items()
         }
+        self.text = [f.name for f in arrow_schema if _is_text(f.type) and f.name not in self.jsons]
+        self.shapes = timeparts.Shapes()
 
     def add(self, batch: pa.RecordBatch) -> dict[str, tuple[Candidate, pa.Array]]:
         converted = {}
         for fld, arr in zip(self.arrow_schema, batch.columns, strict=True):
-            if _is_text(fld.type) and fld.name not in self.jsons:
+            if fld.name in self.text:
                 evidence = self.evidence[fld.name]
                 values = evidence.add(arr, self.rules.time_zone)
                 if values is not None:
                     converted[fld.name] = (evidence.candidates[0], values)
             else:
                 self.evidence[fld.name].nulls += arr.null_count
+        if self.rules.time_from != ():
+            self.shapes.add(batch, self.text)
         return converted
-
-    def leading(self, name: str) -> Candidate | None:
-        """The candidate that converted the column's last values (None: none left)."""
-        candidates = self.evidence[name].candidates
-        return candidates[0] if candidates else None
 
     def undecided(self) -> list[str]:
         """Text columns with no value yet: their type is not known until one comes."""
-        return [
-            f.name
-            for f in self.arrow_schema
-            if _is_text(f.type) and f.name not in self.jsons and not self.evidence[f.name].values
-        ]
+        return [name for name in self.text if not self.evidence[name].values]
 
-    def schema(self) -> InferredSchema:
+    def schema(self, read: tuple[Guess, ...] = (), meta: FileMeta | None = None) -> InferredSchema:
+        """The columns, the time column, and what was guessed: `read`, the reader's guesses,
+        first (`meta`: what the file said besides its rows)."""
+        rules, evidence = self.rules, self.evidence
         columns = tuple(
-            _forced(source, fld, self.evidence[fld.name], self.forced[fld.name])
-            or _column(source, fld, self.evidence[fld.name], fld.name in self.jsons)
+            _forced(source, fld, evidence[fld.name], self.forced[fld.name])
+            or _column(source, fld, evidence[fld.name], fld.name in self.jsons)
             for source, fld in zip(self.sources, self.arrow_schema, strict=True)
         )
-        time_column = pick_time_column(columns, self.rules)
-        note = (
-            ""
-            if time_column != INGESTED_AT
-            else (
-                "no column holds dates or timestamps: the hypertable is partitioned on "
-                "_ingested_at; name a time column with time_column in datasets.yaml if the data "
-                "has one"
-            )
+        columns, guesses = _without_unnamed_empty(columns, evidence)
+        ranges = {name: (ev.low, ev.high) for name, ev in evidence.items()}
+        made = timeparts.plan(columns, rules.time_from, rules.day_first, self.shapes, ranges)
+        if made.column is not None and made.guess is not None:
+            columns = (made.column, *columns)
+            detail = f"{made.guess.detail}, local time in {rules.time_zone}"
+            guesses.append(Guess(made.guess.what, detail, made.guess.rule))
+        time_column = pick_time_column(columns, rules)
+        guesses = [*read, *guesses, *_time_column_guess(columns, time_column, rules)]
+        note = _note(tuple(guesses), time_column, made.problem)
+        return InferredSchema(columns, time_column, note, tuple(guesses), meta or FileMeta())
+
+
+def _without_unnamed_empty(
+    columns: tuple[Column, ...], evidence: dict[str, _Evidence]
+) -> tuple[tuple[Column, ...], list[Guess]]:
+    """The columns without those the header leaves unnamed and no row fills."""
+    empty = [c for c in columns if c.source == "" and not evidence[c.name].values]
+    if not empty:
+        return columns, []
+    kept = tuple(c for c in columns if c not in empty)
+    count = len(empty)
+    detail = f"{count} unnamed column{'s' * (count > 1)} without a value left out"
+    return kept, [Guess("columns", detail, "none: a column with any value is kept")]
+
+
+def _time_column_guess(
+    columns: tuple[Column, ...], time_column: str, rules: DatasetRules
+) -> list[Guess]:
+    if rules.time_column or time_column == INGESTED_AT:
+        return []
+    col = next(c for c in columns if c.name == time_column)
+    if col.parts:
+        return []  # the time guess says it
+    detail = f"time column {col.source!r}, the best-named date/time column"
+    return [Guess("time column", detail, f"time_column: {col.source}", notable=False)]
+
+
+def _note(guesses: tuple[Guess, ...], time_column: str, problem: str) -> str:
+    """What a person should know: the notable guesses, then what is missing."""
+    parts = [g.detail for g in guesses if g.notable]
+    if problem:
+        parts.append(problem)
+    if time_column == INGESTED_AT:
+        parts.append(
+            "no column holds dates or timestamps: the hypertable is partitioned on "
+            "_ingested_at; name a time column with time_column in datasets.yaml (or the "
+            "columns it is made of with time_from) if the data has one"
         )
-        return InferredSchema(columns=columns, time_column=time_column, note=note)
+    return "; ".join(parts)
 
 
 def _candidates(forced: str | None) -> list[Candidate]:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 import shutil
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -95,6 +95,12 @@ def read_schema(staged: Staged) -> pa.Schema:
         return pq.read_schema(source)
 
 
+def read_key_values(staged: Staged) -> dict[bytes, bytes]:
+    """The file's key/value metadata, with what `write_batches` added at its end (`late`)."""
+    with _source(staged) as source:
+        return dict(pq.read_metadata(source).metadata or {})
+
+
 @contextmanager
 def _atomic(location: Location) -> Iterator[str | IO[bytes]]:
     """Something to write the whole file to; it appears at `location` only when complete."""
@@ -128,9 +134,13 @@ def _protocols(fs: AbstractFileSystem) -> tuple[str, ...]:
 
 
 def write_batches(
-    location: Location, schema: pa.Schema, batches: Iterable[pa.RecordBatch]
+    location: Location,
+    schema: pa.Schema,
+    batches: Iterable[pa.RecordBatch],
+    late: Callable[[], dict[bytes, bytes]] | None = None,
 ) -> Staged:
-    """Stream batches into Parquet at `location` (visible only when complete).
+    """Stream batches into Parquet at `location` (visible only when complete); `late()` is
+    key/value metadata known only once the batches are written (`read_key_values` reads it).
 
     LZ4 without dictionary encoding or statistics: staged data is written once and read once
     or twice before the load commits; dictionary encoding cost 2.5x the write time (2M rows,
@@ -141,6 +151,8 @@ def write_batches(
         for batch in batches:
             writer.write_batch(batch)
             rows += batch.num_rows
+        if late is not None:
+            writer.add_key_value_metadata(late())
     return Staged(uri=str(location), rows=rows, columns=tuple(schema.names))
 
 

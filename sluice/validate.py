@@ -352,8 +352,9 @@ def run(
     others on the whole file's projection onto the columns they name (uniqueness needs all
     rows of the key at once), so memory grows with the file only by those columns.
     With a profile, its drift from `history` is part of the report. In row-level mode
-    (`on_error: rows`, `rows_path` given) the unexpected rows of error expectations are
-    collected and, where that saves the file, written to `rows_path` (sluice.reject).
+    (`on_error: rows` or `on_missing_time: rows`, `rows_path` given) the unexpected rows of
+    the error expectations it covers are collected and, where that saves the file, written to
+    `rows_path` (sluice.reject).
     """
     from sluice import drift, reject
     from sluice.errors import TerminalError  # imports psycopg and redis: not at module import
@@ -362,8 +363,7 @@ def run(
     started = time.perf_counter()
     batches = chunks.iter_typed(staged, schema, rules.time_zone, batch_rows)
     first = next(batches)  # the typed schema, which min/max bounds are converted to
-    rows_mode = rules.on_error == "rows" and rows_path is not None
-    collect = frozenset(i for i, e in enumerate(suite) if rows_mode and e.severity == "error")
+    collect = reject.collected(suite, schema.time_column, rules) if rows_path else frozenset()
     try:
         prepared = _Prepared(_runtime(), suite, first.schema, collect)
     except ValueError as exc:  # unknown expectation type or kwargs GX rejects
@@ -380,7 +380,7 @@ def run(
     if profile is not None:
         findings = drift.compare(profile, history, rules.drift)
         report = replace(report, drift=findings, history=len(history))
-    if rows_mode and rows_path is not None:
+    if collect and rows_path is not None:
         report = reject.set_aside(report, validated.rows, staged, rows_path, batch_rows)
     failed = sum(not r.success for r in report.results)
     seconds = time.perf_counter() - started

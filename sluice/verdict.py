@@ -6,12 +6,14 @@ from __future__ import annotations
 from typing import Any
 
 from sluice.contracts import Expectation, ExpectationResult, ValidationReport
-from sluice.reject import name
+from sluice.reject import TIME_CHECKS, name
 
 
-def check(report: ValidationReport) -> None:
+def check(report: ValidationReport, time_column: str = "") -> None:
     """Raise ValidationFailed naming every failed `error` expectation (with counts and sample
-    values) and every drift check the dataset made an error; warnings never raise."""
+    values) and every drift check the dataset made an error; warnings never raise. When rows
+    without a valid time (null, or out of range, in `time_column`) fail the file, the hint
+    names the rule that sets them aside instead."""
     if report.success:
         return
     from sluice.errors import ValidationFailed
@@ -21,10 +23,17 @@ def check(report: ValidationReport) -> None:
     counted = f"{len(report.failures)} of {len(report.results)} expectations failed"
     if report.drift_errors:
         counted += f", {len(report.drift_errors)} drift error(s)"
-    raise ValidationFailed(
-        f"{counted}: {'; '.join(problems)}",
-        hint="fix the file (or the dataset's suite or drift rules), then replay it",
-    )
+    hint = "fix the file (or the dataset's suite or drift rules), then replay it"
+    if any(_on_time(r.expectation, time_column) and r.unexpected_count for r in report.failures):
+        hint += (
+            "; to load the other rows and set those without a valid time aside, set "
+            "`on_missing_time: rows` for the dataset in datasets.yaml"
+        )
+    raise ValidationFailed(f"{counted}: {'; '.join(problems)}", hint=hint)
+
+
+def _on_time(exp: Expectation, time_column: str) -> bool:
+    return bool(time_column) and exp.column == time_column and exp.type in TIME_CHECKS
 
 
 def describe(result: ExpectationResult, rows: int) -> str:

@@ -38,7 +38,7 @@ def validate(
                 rows_path=reject.rows_path(settings.quarantine, ref.dataset, ref.file_id),
             )
             profiles.save_validation(conn, ref, report)
-            verdict.check(report)
+            verdict.check(report, schema.time_column)
     finally:
         if report is not None:
             rows = verdict.report_rows(report)

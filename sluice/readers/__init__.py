@@ -5,6 +5,8 @@ schema, in the order of `Opened.names`, at most about `batch_rows` rows each, so
 bounded by the batch, never the file. Text formats yield text columns (types are decided later
 by `schema.infer` over the whole file); typed formats (Parquet, Arrow, ORC, Excel) yield their
 own Arrow types. A column holding JSON text (nested values) is named in `Opened.json_columns`.
+What a reader guessed (the header's line, a footer, the sheet...) and what the file says besides
+its rows go to `Opened.notes`, filled as the batches stream: a footer is known at the end.
 Readers raise `UnreadableFile` with the line (and column) where they can tell.
 """
 
@@ -20,6 +22,7 @@ from typing import IO
 
 import pyarrow as pa
 
+from sluice.contracts import FileMeta, Guess
 from sluice.datasets import DatasetRules
 
 _ARROW_CODECS = {"gzip", "zstd"}  # Arrow's own streams; bz2, xz and zip through Python
@@ -60,12 +63,29 @@ class Source:
 
 
 @dataclass(slots=True)
+class Notes:
+    """A reader's guesses about a file and the file's metadata, collected as it reads."""
+
+    guesses: list[Guess] = field(default_factory=list)
+    preamble: tuple[str, ...] = ()
+    fields: tuple[tuple[str, str], ...] = ()
+    footer: tuple[str, ...] = ()
+
+    def guess(self, what: str, detail: str, rule: str, *, notable: bool = True) -> None:
+        self.guesses.append(Guess(what, detail, rule, notable))
+
+    def meta(self) -> FileMeta:
+        return FileMeta(preamble=self.preamble, fields=self.fields, footer=self.footer)
+
+
+@dataclass(slots=True)
 class Opened:
     """A reader's result: the source column names and the batches, lazily."""
 
     names: list[str]
     batches: Iterator[pa.RecordBatch]
     json_columns: frozenset[str] = field(default_factory=frozenset)  # source names
+    notes: Notes = field(default_factory=Notes)
 
 
 Reader = Callable[[Source, DatasetRules, int], Opened]

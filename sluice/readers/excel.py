@@ -5,6 +5,14 @@ number, so a column's type is decided later over the whole file by `schema.infer
 such as `42`, `2.5`, `true`, `2024-01-02` or `2024-01-02T03:04:05`. python-calamine (Rust) parses
 the sheet and holds its cells in memory (about 60 MB for 100,000 rows of 8 columns); the Python
 rows and Arrow batches are made `batch_rows` at a time. It reads .xls, .xlsb and .ods too.
+
+The sheet is the `sheet` rule's (a name or a 0-based index), else the first sheet that holds
+a table, a header of two names or more (not numbers) above a row: a workbook whose first sheet
+is a cover, a chart's numbers or empty has its data further on (the guess is reported).
+`sheet: "*"` reads every sheet with a header as one table: the union of their columns by name,
+and a `sheet` column naming each row's sheet; each sheet is loaded twice (its header, then its
+rows), so memory holds one sheet at a time. Where the table starts in a sheet, and headers of
+merged cells, are `sluice.readers.sheet_header`'s.
 """
 
 from __future__ import annotations
@@ -12,7 +20,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
-from itertools import chain, islice
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -21,33 +29,142 @@ import python_calamine as calamine
 
 from sluice.datasets import DatasetRules
 from sluice.errors import UnreadableFile
-from sluice.readers import Opened, Source
+from sluice.readers import Notes, Opened, Source
 from sluice.readers.columnar import local_file
+from sluice.readers.sheet_header import Header, Indexed, Row, data_like, find_header
 
 _HINT = "open it in Excel and save it again as .xlsx, or export the sheet as CSV"
 _EXACT_FLOAT = 2.0**53  # beyond this an integral float is not an exact integer
-
-Row = list[str | None]
+ALL = "*"  # the `sheet` rule that reads every sheet
 
 
 def open_excel(source: Source, rules: DatasetRules, batch_rows: int) -> Opened:
-    """The rules' sheet (else the first). Title rows above the header are skipped: `skip_rows`
-    non-empty rows, or else the rows before the first that fills at least half as many cells as
-    the widest of the leading rows (a title fills one cell, a header most of them)."""
+    """The rules' sheet (else the first with rows), or every sheet with `sheet: "*"`."""
     stack = ExitStack()
+    notes = Notes()
     try:
         path = stack.enter_context(local_file(source))  # no suffix: calamine sniffs the bytes
-        sheet = _sheet(stack.enter_context(_workbook(path)), rules.sheet)
-        first, rows = _skip_titles(_rows(sheet, frozenset(rules.null_values)), rules.skip_rows)
+        book = stack.enter_context(_workbook(path))
+        if rules.sheet == ALL:
+            names, rows = _every_sheet(book, rules, notes)
+        else:
+            names, rows = _one_sheet(book, rules, notes)
     except BaseException:
         stack.close()
         raise
-    if first is None:
-        stack.close()
-        return Opened(names=[], batches=iter(()))
-    names = _names(first) if rules.header else _numbered(len(first))
-    data = rows if rules.header else chain([first], rows)
-    return Opened(names=names, batches=_owned(stack, _batches(data, names, batch_rows)))
+    batches = _owned(stack, _batches(rows, names, batch_rows))
+    return Opened(names=names, batches=batches, notes=notes)
+
+
+def _one_sheet(
+    book: calamine.CalamineWorkbook, rules: DatasetRules, notes: Notes
+) -> tuple[list[str], Iterator[Row]]:
+    sheet = _sheet(book, rules.sheet) if rules.sheet is not None else _with_rows(book, notes)
+    header, rows = _table(sheet, rules)
+    if header is None:
+        return [], iter(())
+    named = [n for n in header.names if n]
+    if rules.header and rules.lines_above is None and all(map(data_like, named)):
+        raise UnreadableFile(
+            f"the header is not certain: row {header.first + 1} of sheet {sheet.name!r} "
+            f"({', '.join(named[:4])}...) looks like data (numbers, dates), not names",
+            hint=f"set `header_row: <row>` for dataset {rules.name!r} in datasets.yaml (or "
+            "`header: false` for a sheet without a header), then replay",
+        )
+    _noted(notes, header, rules, sheet.name)
+    names = _names(header.names) if rules.header else _numbered(len(header.names))
+    data = (cells for _, cells in rows)
+    return names, data if rules.header else chain([header.cells], data)
+
+
+def _table(
+    sheet: calamine.CalamineSheet, rules: DatasetRules
+) -> tuple[Header | None, Iterator[Indexed]]:
+    rows = _rows(sheet, frozenset(rules.null_values))
+    merges = list(sheet.merged_cell_ranges or []) if rules.header else []
+    return find_header(rows, merges, header_row=rules.header_row, skip_rows=rules.skip_rows)
+
+
+def _noted(notes: Notes, header: Header, rules: DatasetRules, sheet: str) -> None:
+    notes.preamble += tuple(t for t in header.titles if t)
+    if rules.lines_above is None and rules.header:
+        titles = len(header.titles)
+        detail = f"header on row {header.first + 1} of sheet {sheet!r}"
+        detail += f", {titles} title row{'s' * (titles > 1)} kept" if titles else ""
+        notes.guess("header", detail, f"header_row: {header.first + 1}", notable=bool(titles))
+    if header.last > header.first:
+        rows = f"rows {header.first + 1}-{header.last + 1}"
+        notes.guess("header", f"merged header cells over {rows}: names joined", "header_row")
+
+
+def _with_rows(book: calamine.CalamineWorkbook, notes: Notes) -> calamine.CalamineSheet:
+    """The first sheet that holds a table (else the first sheet)."""
+    names = book.sheet_names
+    if not names:
+        raise UnreadableFile("the workbook has no sheets", hint=_HINT)
+    for name in names:
+        sheet = _sheet(book, name)
+        if _holds_table(sheet):
+            break
+    else:
+        return _sheet(book, None)
+    if name != names[0]:
+        before = ", ".join(repr(n) for n in names[: names.index(name)])
+        detail = f"sheet {name!r}, the first with a table (not {before})"
+        notes.guess("sheet", detail, f"sheet: {name}")
+    else:
+        notes.guess("sheet", f"sheet {name!r}, the first", f"sheet: {name}", notable=False)
+    return sheet
+
+
+def _holds_table(sheet: calamine.CalamineSheet) -> bool:
+    """A header of two names or more (not numbers or dates) with a row below it: a cover
+    sheet's lines are not, nor a sheet of numbers without a header (a chart's data)."""
+    merges = list(sheet.merged_cell_ranges or [])
+    header, rest = find_header(_rows(sheet, frozenset()), merges)
+    names = [] if header is None else [n for n in header.names if n and not data_like(n)]
+    return len(names) >= 2 and next(rest, None) is not None
+
+
+def _every_sheet(
+    book: calamine.CalamineWorkbook, rules: DatasetRules, notes: Notes
+) -> tuple[list[str], Iterator[Row]]:
+    """Every sheet with a header as one table: the union of their columns, and `sheet`."""
+    headers: dict[str, list[tuple[str, int]]] = {}
+    for name in book.sheet_names:
+        header, _ = _table(_sheet(book, name), rules)
+        if header is not None:
+            headers[name] = _keys(_names(header.names))
+    union = list(dict.fromkeys(key for keys in headers.values() for key in keys))
+    notes.guess("sheet", f"every sheet with rows: {', '.join(map(repr, headers))}", 'sheet: "*"')
+    names = ["sheet", *(name for name, _ in union)]
+    return names, _sheets_rows(book, rules, headers, union)
+
+
+def _keys(names: list[str]) -> list[tuple[str, int]]:
+    """Names with their occurrence (a sheet may name two columns alike)."""
+    seen: dict[str, int] = {}
+    keys = []
+    for name in names:
+        seen[name] = seen.get(name, 0) + 1
+        keys.append((name, seen[name]))
+    return keys
+
+
+def _sheets_rows(
+    book: calamine.CalamineWorkbook,
+    rules: DatasetRules,
+    headers: dict[str, list[tuple[str, int]]],
+    union: list[tuple[str, int]],
+) -> Iterator[Row]:
+    for name, keys in headers.items():
+        places = [union.index(key) + 1 for key in keys]
+        _, rows = _table(_sheet(book, name), rules)
+        for _, cells in rows:
+            row: Row = [name] + [None] * len(union)
+            for place, value in zip(places, cells, strict=False):
+                row[place] = value
+            yield row
 
 
 @contextmanager
@@ -58,17 +175,25 @@ def _workbook(path: Path) -> Iterator[calamine.CalamineWorkbook]:
         yield workbook
 
 
-def _sheet(workbook: calamine.CalamineWorkbook, name: str | None) -> calamine.CalamineSheet:
+def _sheet(workbook: calamine.CalamineWorkbook, name: str | int | None) -> calamine.CalamineSheet:
+    """The sheet the rules name, by name or 0-based index (else the first)."""
     names = workbook.sheet_names
-    if name is not None and name not in names:
+    if not names:
+        raise UnreadableFile("the workbook has no sheets", hint=_HINT)
+    if isinstance(name, int) and name >= len(names):
+        raise UnreadableFile(
+            f"no sheet {name} (0-based); the workbook has {len(names)}: "
+            f"{', '.join(map(repr, names))}",
+            hint="set `sheet` in datasets.yaml to one of these names or indexes",
+        )
+    if isinstance(name, str) and name not in names:
         raise UnreadableFile(
             f"no sheet named {name!r}; the workbook has {', '.join(map(repr, names))}",
             hint="set `sheet` in datasets.yaml to one of these names",
         )
-    if not names:
-        raise UnreadableFile("the workbook has no sheets", hint=_HINT)
     with _unreadable():
-        return workbook.get_sheet_by_name(name if name is not None else names[0])
+        chosen = names[name] if isinstance(name, int) else name if name is not None else names[0]
+        return workbook.get_sheet_by_name(chosen)
 
 
 @contextmanager
@@ -85,34 +210,15 @@ def _unreadable() -> Iterator[None]:
         raise UnreadableFile(f"malformed Excel workbook ({text})", hint=_HINT) from exc
 
 
-def _rows(sheet: calamine.CalamineSheet, nulls: frozenset[str]) -> Iterator[Row]:
-    """Rendered rows; rows with no cell filled are skipped (calamine gives "" for an empty cell)."""
-    for cells in sheet.iter_rows():
+def _rows(sheet: calamine.CalamineSheet, nulls: frozenset[str]) -> Iterator[Indexed]:
+    """Rendered rows with their 0-based row in the sheet; rows with no cell filled are skipped
+    (calamine gives "" for an empty cell)."""
+    for index, cells in enumerate(sheet.iter_rows()):
         if cells.count("") < len(cells):
-            yield [_text(v, nulls) if type(v) is str else _render(v) for v in cells]
+            yield index, [_text(v, nulls) if type(v) is str else _render(v) for v in cells]
 
 
-HEADER_SEARCH = 20  # leading rows among which the header is looked for
-
-
-def _skip_titles(rows: Iterator[Row], skip: int | None) -> tuple[Row | None, Iterator[Row]]:
-    """The first row that is not a title, and the rows after it."""
-    if skip is not None:
-        rest = islice(rows, skip, None)
-        return next(rest, None), rest
-    head = list(islice(rows, HEADER_SEARCH))
-    if not head:
-        return None, rows
-    widest = max(_filled(row) for row in head)
-    at = next(i for i, row in enumerate(head) if 2 * _filled(row) >= widest)
-    return head[at], chain(head[at + 1 :], rows)
-
-
-def _filled(row: Row) -> int:
-    return sum(cell is not None for cell in row)
-
-
-def _names(header: Row) -> list[str]:
+def _names(header: list[str]) -> list[str]:
     """Header cells; a blank one (or a column beyond the header) is `column_<n>`, 1-based."""
     return [name if name else f"column_{i}" for i, name in enumerate(header, start=1)]
 

@@ -93,8 +93,11 @@ def test_no_more_than_max_idle_are_kept(database: str, monkeypatch: pytest.Monke
 
 
 def _child_backend(database: str, out: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
-    with connections.connect(database) as conn:
-        out.put(_backend(conn))
+    try:
+        with connections.connect(database) as conn:
+            out.put(_backend(conn))
+    except BaseException as exc:  # noqa: BLE001 - the parent's assertion shows it
+        out.put(repr(exc))
 
 
 def test_a_forked_child_opens_its_own_and_leaves_the_parents_alone(database: str) -> None:
@@ -105,7 +108,8 @@ def test_a_forked_child_opens_its_own_and_leaves_the_parents_alone(database: str
     child = ctx.Process(target=_child_backend, args=(database, out))
     child.start()
     child.join(30)
-    assert child.exitcode == 0
-    assert out.get(timeout=5) != parent
+    got = out.get(timeout=5)  # (its exit code is not the subject: in a process Prefect's
+    assert isinstance(got, int), got  # threads ran in, a forked child's exit may fail)
+    assert got != parent
     with connections.connect(database) as again:  # the parent's session survived the child
         assert _backend(again) == parent

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -13,16 +14,43 @@ from psycopg import sql
 
 from sluice.checkpoints import Keys
 from sluice.settings import Settings
+from tests.fixtures import layouts
 from tests.fixtures.formats import CASES, Case
 
 pytestmark = [pytest.mark.services, pytest.mark.flow]
+MATRIX = CASES + layouts.CASES
 
 
-@pytest.fixture
-def ingest(prefect_api: None, database: str, redis_client: redis.Redis, home: Path) -> Any:
+@pytest.fixture(params=["small", "one_pass"])
+def ingest(
+    request: pytest.FixtureRequest,
+    prefect_api: None,
+    database: str,
+    redis_client: redis.Redis,
+    home: Path,
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Any:
+    """The flow, on a small file's path (stages staged, one task) or a large file's (one pass
+    inside the load's transaction): the same file must reach the same outcome on both."""
     from flows.ingest_file import ingest_file
 
+    if request.param == "one_pass":
+        monkeypatch.setattr(settings, "fuse_below_bytes", 0)
+        monkeypatch.setattr(settings, "one_pass", True)
     return ingest_file
+
+
+@pytest.fixture(autouse=True)
+def fresh(db: psycopg.Connection[Any], request: pytest.FixtureRequest) -> None:
+    """The case's file not in the ledger and its table gone: both paths load the same bytes."""
+    case = request.node.callspec.params["case"]
+    from sluice import load
+
+    load.ensure_catalog(db)
+    file_id = hashlib.sha256(case.build()).hexdigest()
+    db.execute("DELETE FROM sluice.files WHERE file_id = %s", (file_id,))
+    db.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier("public", case.dataset)))
 
 
 def _place(case: Case, home: Path, settings: Settings) -> Path:
@@ -44,7 +72,7 @@ def _user_types(db: psycopg.Connection[Any], table: str) -> dict[str, str]:
     return dict(rows)
 
 
-@pytest.mark.parametrize("case", [c for c in CASES if not c.error], ids=lambda c: c.name)
+@pytest.mark.parametrize("case", [c for c in MATRIX if not c.error], ids=lambda c: c.name)
 def test_file_loads_with_the_expected_types(
     case: Case, ingest: Any, db: psycopg.Connection[Any], home: Path, settings: Settings
 ) -> None:
@@ -62,7 +90,7 @@ def test_file_loads_with_the_expected_types(
         assert db.execute(text).fetchone() == (expected,)
 
 
-@pytest.mark.parametrize("case", [c for c in CASES if c.error], ids=lambda c: c.name)
+@pytest.mark.parametrize("case", [c for c in MATRIX if c.error], ids=lambda c: c.name)
 def test_bad_file_is_quarantined_with_a_clear_reason(
     case: Case,
     ingest: Any,

@@ -259,6 +259,7 @@ def test_a_declared_type_the_values_do_not_match_is_a_schema_conflict(
 def test_one_pass_applies_only_where_the_verdict_can_wait_for_every_row() -> None:
     assert onepass.applies(DatasetRules(name="d"))
     assert not onepass.applies(replace(DatasetRules(name="d"), on_error="rows"))
+    assert not onepass.applies(replace(DatasetRules(name="d"), on_missing_time="rows"))
 
 
 def test_rows_without_a_time_stop_the_copy_and_the_report_counts_them_all(

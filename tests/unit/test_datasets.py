@@ -124,3 +124,61 @@ def test_rules_in_force_lists_datasets_that_have_only_a_suite_file(tmp_path: Pat
     assert sorted(found) == ["energy", "gate"]
     assert found["gate"]["suite"] == "expectations/gate.json"
     assert found["energy"]["suite"] == "-"
+
+
+def _rules(tmp_path: Path, entry: str) -> DatasetRules:
+    path = tmp_path / "datasets.yaml"
+    path.write_text(f"datasets:\n  d: {entry}\n")
+    return load_rules(path, "d")
+
+
+def test_reading_rules_are_read_and_normalised(tmp_path: Path) -> None:
+    rules = _rules(
+        tmp_path,
+        "{header_row: 3, skip_footer: 0, ragged: pad, time_from: [Date, Time], day_first: true,"
+        " on_missing_time: rows, sheet: 1, delimiter: ';'}",
+    )
+
+    assert (rules.header_row, rules.lines_above, rules.skip_footer) == (3, 2, 0)
+    assert (rules.ragged, rules.time_from, rules.day_first) == ("pad", ("Date", "Time"), True)
+    assert (rules.on_missing_time, rules.time_mode, rules.sheet) == ("rows", "rows", 1)
+    assert rules.delimiter == ";"
+    assert _rules(tmp_path, "{time_from: false}").time_from == ()  # never detect
+    assert _rules(tmp_path, "{skip_rows: 4}").lines_above == 4
+    assert _rules(tmp_path, "{on_error: rows}").time_mode == "rows"  # follows on_error
+
+
+@pytest.mark.parametrize(
+    ("entry", "named"),
+    [
+        ("{header_row: 0}", "header_row must be a whole number >= 1"),
+        ("{skip_footer: -1}", "skip_footer must be a whole number >= 0"),
+        ("{header_row: 3, skip_rows: 1}", "header_row and skip_rows disagree"),
+        ("{ragged: fill}", "ragged must be 'error' or 'pad'"),
+        ("{on_missing_time: drop}", "on_missing_time must be 'file' or 'rows'"),
+        ("{day_first: maybe}", "day_first must be True or False"),
+        ("{time_from: [Year]}", "time_from names a date and a time column"),
+        ("{sheet: -1}", "sheet must be a name, a 0-based index or '*'"),
+        ("{delimiter: '::'}", "delimiter must be one character"),
+    ],
+)
+def test_wrong_reading_rules_are_refused_naming_the_rule(
+    tmp_path: Path, entry: str, named: str
+) -> None:
+    with pytest.raises(ValueError, match=named.replace("(", r"\(").replace("*", r"\*")):
+        _rules(tmp_path, entry)
+
+
+def test_every_reading_rule_changes_the_rules_hash() -> None:
+    base = DatasetRules(name="w").digest()
+    changed = [
+        DatasetRules(name="w", header_row=2),
+        DatasetRules(name="w", skip_footer=0),
+        DatasetRules(name="w", ragged="pad"),
+        DatasetRules(name="w", time_from=("a", "b")),
+        DatasetRules(name="w", day_first=False),
+        DatasetRules(name="w", on_missing_time="rows"),
+        DatasetRules(name="w", sheet="*"),
+        DatasetRules(name="w", delimiter=";"),
+    ]
+    assert len({base, *(r.digest() for r in changed)}) == len(changed) + 1

@@ -104,6 +104,13 @@ def test_rules_sheet_selects_a_sheet(tmp_path: Path) -> None:
     assert _columns(_open(path, DatasetRules(name="t", sheet="Second"))) == {"b": ["x"]}
 
 
+def test_rules_sheet_selects_a_sheet_by_its_0_based_index(tmp_path: Path) -> None:
+    path = _workbook(tmp_path / "t.xlsx", {"First": [["a"], [1]], "Second": [["b"], ["x"]]})
+    assert _columns(_open(path, DatasetRules(name="t", sheet=1))) == {"b": ["x"]}
+    with pytest.raises(UnreadableFile, match="no sheet 2 .0-based.; the workbook has 2"):
+        _open(path, DatasetRules(name="t", sheet=2))
+
+
 def test_missing_sheet_lists_the_sheets(tmp_path: Path) -> None:
     path = _workbook(tmp_path / "t.xlsx", {"First": [["a"], [1]], "Second": [["b"], [2]]})
     with pytest.raises(UnreadableFile, match="'First', 'Second'") as info:
@@ -201,3 +208,112 @@ def test_skip_rows_overrides_title_detection(tmp_path: Path) -> None:
     path = tmp_path / "skip.xlsx"
     _workbook(path, {"Sheet": [["a", "b"], ["t", "v"], ["2024-01-01", "1"]]})
     assert _open(path, DatasetRules(name="x", skip_rows=1)).names == ["t", "v"]
+
+
+# Workbooks as they come (issue 14)
+
+
+def _merged(path: Path) -> Path:
+    """A cover sheet, then the data below a title row under a header of merged cells: `Date`
+    and `Note` merged down over two rows, `Temperature` across `min` and `max`."""
+    book = openpyxl.Workbook()
+    book.active.title = "Cover"
+    sheet = book.create_sheet("Data")
+    for row in (
+        [],
+        ["Station 7, January"],
+        ["Date", "Temperature", None, "Note"],
+        [None, "min", "max", None],
+        [dt.date(2024, 1, 1), -1.5, 4, "ok"],
+        [dt.date(2024, 1, 2), -3, 2.5, None],
+    ):
+        sheet.append(row)
+    for cells in ("A3:A4", "B3:C3", "D3:D4"):
+        sheet.merge_cells(cells)
+    book.save(path)
+    return path
+
+
+def test_data_on_a_later_sheet_under_a_merged_header_reads_with_joined_names(
+    tmp_path: Path,
+) -> None:
+    opened = _open(_merged(tmp_path / "t.xlsx"))
+
+    assert _columns(opened) == {
+        "Date": ["2024-01-01", "2024-01-02"],
+        "Temperature min": ["-1.5", "-3"],
+        "Temperature max": ["4", "2.5"],
+        "Note": ["ok", None],
+    }
+    guesses = {g.detail: g.rule for g in opened.notes.guesses}
+    assert guesses["sheet 'Data', the first with a table (not 'Cover')"] == "sheet: Data"
+    assert "header on row 3 of sheet 'Data', 1 title row kept" in guesses
+    assert "merged header cells over rows 3-4: names joined" in guesses
+    assert opened.notes.preamble == ("Station 7, January",)
+
+
+def test_a_header_merged_across_above_a_row_of_names_spans_both_rows(tmp_path: Path) -> None:
+    book = openpyxl.Workbook()
+    sheet = book.active
+    for row in (["Site", "Wind", None], [None, "speed", "direction"], ["A", 3.5, 270]):
+        sheet.append(row)
+    sheet.merge_cells("B1:C1")
+    book.save(tmp_path / "t.xlsx")
+
+    assert _columns(_open(tmp_path / "t.xlsx")) == {
+        "Site": ["A"],
+        "Wind speed": ["3.5"],
+        "Wind direction": ["270"],
+    }
+
+
+def test_header_row_names_the_sheets_row(tmp_path: Path) -> None:
+    path = _workbook(tmp_path / "t.xlsx", {"S": [["a", "b"], ["x", "y"], [1, 2]]})
+    assert _columns(_open(path, DatasetRules(name="t", header_row=2))) == {"x": ["1"], "y": ["2"]}
+
+
+def test_every_sheet_as_one_table_with_the_union_of_columns_and_the_sheet(
+    tmp_path: Path,
+) -> None:
+    path = _workbook(
+        tmp_path / "t.xlsx",
+        {
+            "Jan": [["t", "v"], ["2024-01-01", 1]],
+            "Empty": [],
+            "Feb": [["t", "w"], ["2024-02-01", 2]],
+        },
+    )
+
+    opened = _open(path, DatasetRules(name="t", sheet="*"))
+
+    assert _columns(opened) == {
+        "sheet": ["Jan", "Feb"],
+        "t": ["2024-01-01", "2024-02-01"],
+        "v": ["1", None],
+        "w": [None, "2"],
+    }
+
+
+def test_a_cover_sheet_of_lines_is_not_taken_for_the_table(tmp_path: Path) -> None:
+    cover = [["Monthly report"], ["Prepared by the station"], ["See the next sheet"]]
+    path = _workbook(tmp_path / "t.xlsx", {"Cover": cover, "Data": [["t", "v"], ["2024-01-01", 1]]})
+    assert _columns(_open(path)) == {"t": ["2024-01-01"], "v": ["1"]}
+
+
+def test_a_sheet_of_numbers_without_a_header_is_not_taken_for_the_table(tmp_path: Path) -> None:
+    chart = [[0.082, 4.7e-23, 2.5e-26], [0.099, 1.2e-21, 1.1e-24]]
+    spectra = [["ASTM spectra"], ["nm", "etr", "global"], [280, 0.082, 4.7e-23]]
+    path = _workbook(tmp_path / "t.xlsx", {"Chart1": chart, "Spectra": spectra})
+    assert _columns(_open(path)) == {"nm": ["280"], "etr": ["0.082"], "global": ["4.7e-23"]}
+
+
+def test_a_header_row_of_numbers_refuses_the_sheet_unless_a_rule_says(tmp_path: Path) -> None:
+    path = _workbook(tmp_path / "t.xlsx", {"Chart1": [[0.5, 1.5], [2.5, 3.5]]})
+
+    with pytest.raises(UnreadableFile, match="row 1 of sheet 'Chart1' .* looks like data") as info:
+        _open(path, DatasetRules(name="t", sheet="Chart1"))
+    assert "header: false" in info.value.hint
+    assert _columns(_open(path, DatasetRules(name="t", header=False))) == {
+        "column_1": ["0.5", "2.5"],
+        "column_2": ["1.5", "3.5"],
+    }

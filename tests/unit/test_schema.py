@@ -4,7 +4,7 @@ import pyarrow as pa
 import pytest
 
 from sluice.casts import cast_text
-from sluice.contracts import Column, Staged
+from sluice.contracts import Column, InferredSchema, Staged
 from sluice.datasets import DatasetRules
 from sluice.errors import SchemaConflict
 from sluice.schema import infer, pick_time_column
@@ -187,3 +187,82 @@ def test_a_column_of_dates_and_datetimes_is_timestamptz_not_text(tmp_path: Path)
         tmp_path, {"ts": ["2024-01-01", "2024-01-01T10:00:00", "2024-01-02 10:00+02:00"]}
     )
     assert cols["ts"].pg_type == "timestamptz"
+
+
+# Files as they come (issue 14): what the reader found, the columns a header leaves unnamed,
+# a time made of parts, and what the schema says about its guesses
+
+
+def _read(tmp_path: Path, text: str, **rules: object) -> InferredSchema:
+    from sluice import read
+    from sluice.contracts import FileRef
+
+    path = tmp_path / "file.csv"
+    path.write_text(text)
+    file_id, size = read.fingerprint(path)
+    ref = FileRef(path=str(path), file_id=file_id, dataset="t", size=size, rules_hash="x")
+    rules_ = DatasetRules(name="t", **rules)  # type: ignore[arg-type]
+    return infer(read.run(ref, rules_, tmp_path / "staging", 100), rules_, 100)
+
+
+NSRDB = (  # keys and values wider than the table, every line padded to the widest
+    "Source,Location ID,Latitude,Longitude,Time Zone,Elevation,Local Time Zone,Version\n"
+    "NSRDB,1234,40.53,-108.54,-7,2168,-7,v3\n"
+    "Year,Month,Day,Hour,Minute,GHI,,\n"
+    + "".join(f"2017,1,1,{h},{m},{h * 10},,\n" for h in range(3) for m in (0, 30))
+)
+
+
+def test_padded_metadata_unnamed_empty_columns_and_parts_make_a_timed_table(
+    tmp_path: Path,
+) -> None:
+    schema = _read(tmp_path, NSRDB)
+
+    assert [c.source for c in schema.columns] == [
+        "time", "Year", "Month", "Day", "Hour", "Minute", "GHI",
+    ]  # fmt: skip
+    assert schema.time_column == "time"
+    assert schema.note == (
+        "header on line 3, 2 metadata lines kept; 2 unnamed columns without a value left out; "
+        "time from Year, Month, Day, Hour, Minute, local time in UTC"
+    )
+    assert ("Time Zone", "-7") in schema.meta.fields
+    rules = {g.what: g.rule for g in schema.guesses}
+    assert rules["header"] == "header_row: 3"
+    assert rules["time"] == "time_from: [Year, Month, Day, Hour, Minute]"
+
+
+def test_an_unnamed_column_that_holds_a_value_is_kept(tmp_path: Path) -> None:
+    schema = _read(tmp_path, "t,v,\n2024-01-01,1,\n2024-01-02,2,x\n")
+    assert [c.source for c in schema.columns] == ["t", "v", ""]
+
+
+def test_a_file_with_timestamps_of_its_own_gets_no_time_from_its_parts(tmp_path: Path) -> None:
+    text = (
+        "observed_at,year,month,day\n2024-01-01T00:00:00Z,2024,1,1\n2024-01-02T00:00:00Z,2024,1,2\n"
+    )
+    schema = _read(tmp_path, text)
+
+    assert [c.name for c in schema.columns] == ["observed_at", "year", "month", "day"]
+    assert schema.time_column == "observed_at"
+    assert "time column 'observed_at'" in {g.what: g.detail for g in schema.guesses}["time column"]
+
+
+def test_time_from_makes_the_time_column_even_beside_other_timestamps(tmp_path: Path) -> None:
+    text = "sent_at,Y,M,D\n2024-01-01T00:00:00Z,2023,12,31\n2024-01-02T00:00:00Z,2024,1,1\n"
+    schema = _read(tmp_path, text, time_from=("Y", "M", "D"), time_zone="Europe/Berlin")
+
+    assert schema.time_column == "time"
+    assert schema.column("time").parts == ("y", "m", "d")
+    assert "time from Y, M, D, local time in Europe/Berlin" in schema.note
+
+
+def test_pvgis_compact_timestamps_are_timestamps(tmp_path: Path) -> None:
+    types = _types(tmp_path, {"time(UTC)": ["20180101:0000", "20161231:2300", "20180101T123059"]})
+    assert types == {"time(UTC)": "timestamptz"}
+
+
+def test_a_file_without_any_time_says_which_rules_would_name_one(tmp_path: Path) -> None:
+    schema = _read(tmp_path, "a,b\nx,1\ny,2\n")
+    assert schema.time_column == "_ingested_at"
+    assert "time_column" in schema.note and "time_from" in schema.note

@@ -838,3 +838,71 @@ def test_drift_findings_join_the_report_and_an_error_fails_it(tmp_path: Path) ->
     assert report.history == 1 and not report.success
     with pytest.raises(ValidationFailed, match=r"drift mean_shift\(value\)"):
         verdict.check(report)
+
+
+# --- rows without a valid time (on_missing_time) ---------------------------------------------
+
+
+def test_a_null_time_fails_the_file_by_default_naming_the_rule_that_sets_it_aside(
+    tmp_path: Path,
+) -> None:
+    rows = _values("1", "2", "3")
+    rows[1] = (None, "2")
+    report = validate.run(_raw(tmp_path, rows), RAW_SCHEMA, DatasetRules("d"), 2, rows_path=None)
+
+    with pytest.raises(ValidationFailed) as info:
+        verdict.check(report, "ts")
+    assert "expect_column_values_to_not_be_null(ts): 1 of 3 rows unexpected" in str(info.value)
+    assert "`on_missing_time: rows`" in info.value.hint
+
+
+def test_on_missing_time_rows_sets_rows_without_a_time_aside_and_loads_the_rest(
+    tmp_path: Path,
+) -> None:
+    rows = _values("1", "2", "3", "4")
+    rows[1] = (None, "2")
+    rows[2] = ("1850-01-01T00:00:00Z", "3")  # outside the baseline's 1900..2200
+    out = tmp_path / "q" / "f.rows.parquet"
+
+    report = validate.run(
+        _raw(tmp_path, rows),
+        RAW_SCHEMA,
+        DatasetRules("d", on_missing_time="rows"),
+        2,
+        rows_path=out,
+    )
+
+    verdict.check(report, "ts")
+    assert report.mode == "file"  # every other failed expectation still fails the file
+    assert report.rejected is not None and report.rows_kept == 2
+    assert pq.read_table(out).column("_row").to_pylist() == [2, 3]
+
+
+def test_on_missing_time_rows_still_fails_the_file_on_any_other_failure(tmp_path: Path) -> None:
+    rows = _values("1", "2", "30")
+    rows[0] = (None, "1")
+    suite = _suite_file(
+        tmp_path, ("expect_column_values_to_be_between", {"column": "value", "max_value": 10})
+    )
+    out = tmp_path / "f.rows.parquet"
+    rules = DatasetRules("d", suite=suite, on_missing_time="rows")
+
+    report = validate.run(_raw(tmp_path, rows), RAW_SCHEMA, rules, 2, rows_path=out)
+
+    assert not report.success and report.rejected is None and not out.exists()
+    with pytest.raises(ValidationFailed, match="expect_column_values_to_be_between"):
+        verdict.check(report, "ts")
+
+
+def test_on_missing_time_file_keeps_the_time_checks_whole_under_on_error_rows() -> None:
+    from sluice.reject import collected
+    from sluice.suites import baseline_suite
+
+    suite = baseline_suite(RAW_SCHEMA)
+    checks = {i: (e.type, e.column) for i, e in enumerate(suite) if e.severity == "error"}
+    timed = {i for i, (kind, column) in checks.items() if column == "ts" and "values" in kind}
+    both = DatasetRules("d", on_error="rows", on_missing_time="file")
+
+    assert timed and collected(suite, "ts", both) == frozenset(checks) - timed
+    assert collected(suite, "ts", DatasetRules("d", on_missing_time="rows")) == timed
+    assert collected(suite, "ts", DatasetRules("d")) == frozenset()
