@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from sluice import validate, validate_chunks, verdict
+from sluice import validate, validate_chunks, validate_gx, verdict
 from sluice.contracts import Column, Expectation, InferredSchema, Staged
 from sluice.datasets import DatasetRules
 from sluice.errors import SchemaConflict, StagingLost, TerminalError, ValidationFailed
@@ -43,7 +43,7 @@ SCHEMA = InferredSchema(
 @pytest.fixture(scope="module")
 def gx() -> Iterator[None]:
     """Import GX and build its context once for the module (a no-op after the first time)."""
-    validate._runtime()
+    validate_gx._runtime()
     yield
 
 
@@ -276,13 +276,13 @@ def test_kwargs_gx_rejects_raise_naming_the_type() -> None:
 
 
 def test_repeated_validations_reuse_one_context_and_keep_no_data() -> None:
-    runtime = validate._runtime()
+    runtime = validate_gx._runtime()
     suite = baseline_suite(SCHEMA)
     with_nulls = validate_table(_table(ts=[None] * 6), suite)
     clean = validate_table(_table(), suite)
     fewer_nulls = validate_table(_table(ts=[T0, None, T0, T0, T0, T0]), suite)
 
-    assert validate._runtime() is runtime
+    assert validate_gx._runtime() is runtime
     assert _result(with_nulls, "expect_column_values_to_not_be_null", "ts").unexpected_count == 6
     assert clean.success
     assert _result(fewer_nulls, "expect_column_values_to_not_be_null", "ts").unexpected_count == 1
@@ -660,9 +660,10 @@ def test_an_empty_file_fails_only_the_row_count(tmp_path: Path) -> None:
 
 
 def _plan(*expectations: Expectation) -> validate_chunks.Plan:
-    runtime = validate._runtime()
-    classes = [runtime.expectation_class(e.type) for e in expectations]
-    return validate_chunks.plan(expectations, classes, runtime.map_bases, runtime.cross_row)
+    rt = validate_gx._runtime()
+    classes = [rt.expectation_class(e.type) for e in expectations]
+    scopes = [validate_chunks.scope(cls, rt.map_bases, rt.cross_row) for cls in classes]
+    return validate_chunks.plan(expectations, scopes)
 
 
 def test_the_plan_splits_by_gx_class_and_keeps_cross_row_checks_whole() -> None:
