@@ -19,6 +19,7 @@ from itertools import chain
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from sluice import checks
 from sluice import validate_chunks as chunks
 from sluice.contracts import (
     Expectation,
@@ -44,7 +45,9 @@ VALIDATE_ROWS = 500_000  # rows per chunk that row-local expectations are valida
 # --- validation ------------------------------------------------------------------------------
 
 
-def validate_table(table: pa.Table, expectations: Sequence[Expectation]) -> ValidationReport:
+def validate_table(
+    table: pa.Table, expectations: Sequence[Expectation], *, native: bool = True
+) -> ValidationReport:
     """Run the expectations on the table, whole (no chunks).
 
     Each result is an ExpectationResult (same order as `expectations`): success,
@@ -54,11 +57,12 @@ def validate_table(table: pa.Table, expectations: Sequence[Expectation]) -> Vali
     column) fails with "error: <message>". min_value/max_value of an expectation on a date or
     timestamp column are converted to that column's kind (ISO strings, dates, naive or aware
     datetimes are accepted; naive means UTC for timestamptz). Raises ValueError for an unknown
-    expectation type or kwargs GX rejects, before any data is converted.
+    expectation type or kwargs GX rejects, before any data is converted. `native=False` runs
+    every expectation on GX, the baseline's types too (the contract tests compare the two).
     """
     if not expectations:
         return ValidationReport(rows=table.num_rows)
-    prepared = _Prepared(expectations, table.schema)
+    prepared = _Prepared(expectations, table.schema, native=native)
     parts = prepared.evaluate(table, tuple(range(len(expectations))))
     return ValidationReport(
         rows=table.num_rows, results=tuple(parts[i].result for i in range(len(expectations)))
@@ -66,25 +70,50 @@ def validate_table(table: pa.Table, expectations: Sequence[Expectation]) -> Vali
 
 
 class _Prepared:
-    """A suite ready to run on any table of one file's columns, and its plan."""
+    """A suite ready to run on any table of one file's columns, and its plan: the expectations
+    `sluice.checks` evaluates natively, the others on GX (imported only if there are any)."""
 
     def __init__(
         self,
         expectations: Sequence[Expectation],
         schema: Any,
         collect: frozenset[int] = frozenset(),
+        *,
+        native: bool = True,
     ) -> None:
         self.expectations = tuple(expectations)
-        indices = range(len(self.expectations))
-        self.gx = GxSuite(self.expectations, indices, schema, collect)
-        self.plan = chunks.plan(self.expectations, [self.gx.scope(i) for i in indices])
+        self.collect = collect  # suite indices whose unexpected rows (file indices) are wanted
+        found = {
+            i: checks.check_for(e, schema) if native else None for i, e in enumerate(expectations)
+        }
+        self.native = {i: check for i, check in found.items() if check is not None}
+        rest = [i for i in found if i not in self.native]
+        self.gx = GxSuite(self.expectations, rest, schema, collect) if rest else None
+        self.plan = chunks.plan(self.expectations, [self._scope(i) for i in found])
+
+    def _scope(self, index: int) -> chunks.Scope:
+        check = self.native.get(index)
+        if check is not None:
+            return check.scope
+        assert self.gx is not None
+        return self.gx.scope(index)
 
     def evaluate(
         self, table: pa.Table, indices: tuple[int, ...], first_row: int = 0
     ) -> dict[int, chunks.Part]:
         """The expectations at `indices` on the table (whose first row is the file's row
-        `first_row`, 0-based), as Parts by suite index (`chunks.Evaluate`)."""
-        return self.gx.evaluate(table, indices, first_row)
+        `first_row`, 0-based), as Parts by suite index (`chunks.Evaluate`). Native checks take
+        no lock; GX's run under its process-wide lock."""
+        parts = {
+            i: checks.evaluate(self.native[i], table, first_row, i in self.collect)
+            for i in indices
+            if i in self.native
+        }
+        rest = tuple(i for i in indices if i not in self.native)
+        if rest:
+            assert self.gx is not None
+            parts.update(self.gx.evaluate(table, rest, first_row))
+        return parts
 
 
 # --- the stage: what tasks/validate.py calls ---------------------------------------------------

@@ -3,7 +3,8 @@ once on the whole file, projected onto the columns they read.
 
 Great Expectations validates a pandas DataFrame it holds whole, so `sluice.validate.run` never
 gives it the whole file. `plan` splits the suite by each expectation's `Scope`, which `scope`
-tells from its GX class:
+tells from its GX class (and `sluice.checks.SCOPES` gives, the same, for the types evaluated
+natively):
 
 - row-local ("row"): GX map expectations (ColumnMap, ColumnPairMap, MulticolumnMap) whose
   verdict on a row depends on that row alone, and the schema checks that read no row at all
@@ -17,14 +18,16 @@ tells from its GX class:
   file, but only by those columns: for the baseline suite that is the declared key.
 
 `iter_typed` reads the staged file batch by batch; GX stays in `sluice.validate_gx`, and
-`sluice.validate` passes the scopes to `plan` and an `Evaluate` function to `validate_batches`.
-Samples of unexpected values are text (`text`, `distinct`), in a chunk's result as in a merged
-one.
+`sluice.validate` passes the scopes to `plan` and an `Evaluate` function (native checks and
+GX's) to `validate_batches`. Samples of unexpected values are text as GX's pandas values read
+(`text`; `texts_of` for an Arrow column), the first distinct ones (`distinct`), in a chunk's
+result as in a merged one.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import importlib
 import math
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -61,6 +64,10 @@ TEXT_LIMIT = 200  # longest text kept for one sample value or error message
 SAMPLE_SIZE = 5  # unexpected values kept per result, distinct, as text
 PARTIAL_COUNT = 20  # unexpected values GX collects per expectation (deduplicated to SAMPLE_SIZE)
 _SCHEMA_METRICS = frozenset({"table.columns", "table.column_count", "table.column_types"})
+_EPOCH = dt.datetime(1970, 1, 1)
+_US_PER_UNIT = {"s": 1_000_000, "ms": 1_000, "us": 1}
+_CYCLE_DAYS = 146_097  # days in 400 Gregorian years: the calendar repeats after them
+_FIRST_DAY, _LAST_DAY = -719_162, 2_932_896  # 0001-01-01, 9999-12-31 in days since the epoch
 _COLUMN_KWARGS = ("column", "column_A", "column_B")
 _COLUMNS_KWARGS = ("column_list", "column_set")
 
@@ -336,3 +343,42 @@ def text(value: object) -> str:
 def clip(value: str) -> str:
     """At most TEXT_LIMIT characters (an ellipsis marks a cut)."""
     return value if len(value) <= TEXT_LIMIT else value[: TEXT_LIMIT - 1] + "…"
+
+
+def texts_of(column: pa.ChunkedArray) -> list[str]:
+    """An Arrow column's values as `text` writes the pandas values GX reads of them."""
+    pa_mod: Any = importlib.import_module("pyarrow")
+    if not pa_mod.types.is_timestamp(column.type):
+        return [text(value) for value in column.to_pylist()]
+    unit, tz = column.type.unit, column.type.tz
+    zone = _zone(tz) if tz is not None else None
+    values = column.cast(pa_mod.int64()).to_pylist()
+    return ["null" if v is None else _iso(v, unit, zone) for v in values]
+
+
+def _iso(value: int, unit: str, zone: dt.tzinfo | None) -> str:
+    """A timestamp as pandas.Timestamp.isoformat() writes it: nanoseconds after the
+    microseconds where there are any; years beyond datetime's 1..9999 too."""
+    micros, nanos = divmod(value, 1000) if unit == "ns" else (value * _US_PER_UNIT[unit], 0)
+    days, rest = divmod(micros, 86_400_000_000)
+    cycles = 0  # 400-year cycles to shift a day beyond datetime's years 1..9999 into them
+    if not _FIRST_DAY < days < _LAST_DAY:
+        cycles = (days - 10_957) // _CYCLE_DAYS  # from 2000-01-01
+    when = _EPOCH + dt.timedelta(days=days - cycles * _CYCLE_DAYS, microseconds=rest)
+    if zone is not None:
+        when = when.replace(tzinfo=dt.UTC).astimezone(zone)
+    iso = when.isoformat()
+    if cycles:  # as pandas does: the year written apart from a datetime in range
+        iso = f"{when.year + 400 * cycles:04d}-" + iso.split("-", 1)[1]
+    if not nanos:
+        return iso
+    head, tail = (iso[:-6], iso[-6:]) if zone is not None else (iso, "")
+    return head + (f"{nanos:03d}" if when.microsecond else f".{nanos:09d}") + tail
+
+
+@functools.cache
+def _zone(tz: str) -> dt.tzinfo | None:
+    """The tzinfo pyarrow (and so pandas) reads an Arrow time zone name or offset as."""
+    pa_mod: Any = importlib.import_module("pyarrow")
+    aware = pa_mod.scalar(0, pa_mod.timestamp("s", tz)).as_py()
+    return aware.tzinfo if isinstance(aware, dt.datetime) else None

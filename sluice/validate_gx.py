@@ -10,7 +10,6 @@ cleared after each. `sluice.validate` sends here only what `sluice.checks` does 
 
 from __future__ import annotations
 
-import datetime as dt
 import functools
 import importlib
 import logging
@@ -21,6 +20,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from sluice import validate_chunks as chunks
+from sluice.checks import bound
 from sluice.contracts import Expectation, ExpectationResult
 
 if TYPE_CHECKING:
@@ -186,36 +186,11 @@ def _gx_expectation(rt: _Runtime, exp: Expectation, index: int, arrow_types: Any
     if isinstance(column, str) and column in arrow_types:
         for name in _BOUND_KWARGS:
             if kwargs.get(name) is not None:
-                kwargs[name] = _bound(kwargs[name], arrow_types[column], exp.type)
+                kwargs[name] = bound(kwargs[name], arrow_types[column], exp.type)
     try:
         return cls(**kwargs, meta={_INDEX_KEY: index})
     except Exception as exc:  # pydantic's ValidationError (or a TypeError) from GX's model
         raise ValueError(f"invalid kwargs for {exp.type}: {exc}") from exc
-
-
-def _bound(value: object, arrow_type: Any, type_name: str) -> object:
-    """A min/max bound as the kind of value the column's pandas values compare with."""
-    pa_types: Any = importlib.import_module("pyarrow.types")
-    is_timestamp = bool(pa_types.is_timestamp(arrow_type))
-    if not (is_timestamp or pa_types.is_date(arrow_type)) or isinstance(value, dict):
-        return value  # not a temporal column, or a suite parameter
-    when: dt.date
-    if isinstance(value, str):
-        try:
-            when = dt.datetime.fromisoformat(value)
-        except ValueError as exc:
-            raise ValueError(f"{type_name}: bound {value!r} is not an ISO date/time") from exc
-    elif isinstance(value, dt.date):  # datetime included (and pandas.Timestamp)
-        when = value
-    else:
-        raise ValueError(f"{type_name}: bound {value!r} does not compare with dates/times")
-    if not is_timestamp:  # date32/date64 -> pandas object column of datetime.date
-        return when.date() if isinstance(when, dt.datetime) else when
-    if not isinstance(when, dt.datetime):
-        when = dt.datetime.combine(when, dt.time())
-    if arrow_type.tz is not None:
-        return when if when.tzinfo is not None else when.replace(tzinfo=dt.UTC)
-    return when if when.tzinfo is None else when.astimezone(dt.UTC).replace(tzinfo=None)
 
 
 def _to_pandas(table: pa.Table, first_row: int = 0) -> Any:

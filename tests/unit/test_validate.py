@@ -1,7 +1,9 @@
-"""The Great Expectations gate, with real GX (no mocks) on small Arrow tables.
+"""The validation stage on small Arrow tables and staged files: the baseline's types natively
+(sluice.checks), the others with real GX (no mocks); tests/unit/test_checks.py holds the
+contract between the two.
 
-GX is imported once for the whole module (the `gx` fixture): the first validation of a process
-pays seconds for the import; every test after it reuses the same ephemeral context.
+GX is imported once for the whole module (the `gx` fixture): the first GX validation of a
+process pays seconds for the import; every test after it reuses the same ephemeral context.
 """
 
 from __future__ import annotations
@@ -278,9 +280,9 @@ def test_kwargs_gx_rejects_raise_naming_the_type() -> None:
 def test_repeated_validations_reuse_one_context_and_keep_no_data() -> None:
     runtime = validate_gx._runtime()
     suite = baseline_suite(SCHEMA)
-    with_nulls = validate_table(_table(ts=[None] * 6), suite)
-    clean = validate_table(_table(), suite)
-    fewer_nulls = validate_table(_table(ts=[T0, None, T0, T0, T0, T0]), suite)
+    with_nulls = validate_table(_table(ts=[None] * 6), suite, native=False)
+    clean = validate_table(_table(), suite, native=False)
+    fewer_nulls = validate_table(_table(ts=[T0, None, T0, T0, T0, T0]), suite, native=False)
 
     assert validate_gx._runtime() is runtime
     assert _result(with_nulls, "expect_column_values_to_not_be_null", "ts").unexpected_count == 6
@@ -291,12 +293,14 @@ def test_repeated_validations_reuse_one_context_and_keep_no_data() -> None:
     assert len(runtime.datasource.assets) == 1
 
 
-def test_concurrent_validations_do_not_mix_their_data() -> None:
+@pytest.mark.parametrize("native", [True, False])
+def test_concurrent_validations_do_not_mix_their_data(native: bool) -> None:
     suite = baseline_suite(SCHEMA)
     counts: dict[int, int] = {}
 
     def work(nulls: int) -> None:
-        report = validate_table(_table(n=50, ts=[None] * nulls + [T0] * (50 - nulls)), suite)
+        table = _table(n=50, ts=[None] * nulls + [T0] * (50 - nulls))
+        report = validate_table(table, suite, native=native)
         counts[nulls] = _result(
             report, "expect_column_values_to_not_be_null", "ts"
         ).unexpected_count
@@ -452,12 +456,12 @@ def test_the_stage_rejects_an_unknown_key_and_an_unusable_suite(tmp_path: Path) 
 
 # --- the stage, chunk by chunk ------------------------------------------------------------------
 
-Run = tuple[int, tuple[str, ...], tuple[int, ...]]  # rows, columns, suite indices of one GX run
+Run = tuple[int, tuple[str, ...], tuple[int, ...]]  # rows, columns, suite indices of one run
 
 
 @pytest.fixture
-def gx_runs(monkeypatch: pytest.MonkeyPatch) -> list[Run]:
-    """Records every GX run `validate.run` makes (real GX still runs each one)."""
+def evaluations(monkeypatch: pytest.MonkeyPatch) -> list[Run]:
+    """Records every evaluation `validate.run` makes, native or GX (each still runs)."""
     runs: list[Run] = []
     evaluate = validate._Prepared.evaluate
 
@@ -482,7 +486,7 @@ def _values(*values: str | None) -> list[tuple[str | None, str | None]]:
 
 
 def test_a_map_expectation_failing_in_two_chunks_sums_counts_and_samples_both(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, gx_runs: list[Run]
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, evaluations: list[Run]
 ) -> None:
     monkeypatch.setattr(validate, "VALIDATE_ROWS", 3)
     raw = _raw(tmp_path, _values("11", "12", "1", "2", "3", "4", "13", "12", "14"))
@@ -497,7 +501,7 @@ def test_a_map_expectation_failing_in_two_chunks_sums_counts_and_samples_both(
     assert not between.success and not report.success
     assert between.unexpected_count == 5  # 2 in the first chunk, 3 in the last
     assert between.sample == ("11", "12", "13", "14")  # from both chunks, 12 once
-    chunked = [rows for rows, columns, indices in gx_runs if len(indices) > 1]
+    chunked = [rows for rows, columns, indices in evaluations if len(indices) > 1]
     assert chunked == [3, 3, 3]  # three chunks of 3 rows, built from batches of 2
 
 
@@ -517,7 +521,7 @@ def test_samples_over_chunks_keep_the_first_distinct_values_up_to_the_sample_siz
 
 
 def test_a_duplicate_split_across_chunks_fails_uniqueness(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, gx_runs: list[Run]
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, evaluations: list[Run]
 ) -> None:
     monkeypatch.setattr(validate, "VALIDATE_ROWS", 3)
     raw = _raw(tmp_path, _values("1", "7", "2", "3", "4", "5", "6", "7", "8"))  # rows 1 and 7
@@ -527,7 +531,7 @@ def test_a_duplicate_split_across_chunks_fails_uniqueness(
     unique = _result(report, "expect_column_values_to_be_unique")
     assert not unique.success and not report.success
     assert (unique.unexpected_count, unique.sample) == (2, ("7",))
-    assert (9, ("value",), (2,)) in gx_runs  # once, on the whole file's key column only
+    assert (9, ("value",), (2,)) in evaluations  # once, on the whole file's key column only
 
 
 def test_a_compound_key_duplicate_split_across_chunks_fails(
@@ -547,7 +551,7 @@ def test_a_compound_key_duplicate_split_across_chunks_fails(
 
 
 def test_the_row_count_sees_the_whole_file_on_no_columns(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, gx_runs: list[Run]
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, evaluations: list[Run]
 ) -> None:
     monkeypatch.setattr(validate, "VALIDATE_ROWS", 3)
     suite = _suite_file(
@@ -563,11 +567,11 @@ def test_the_row_count_sees_the_whole_file_on_no_columns(
     assert report.rows == 8
     assert equal.success
     assert not at_most_7.success and at_most_7.sample == ("observed 8",)
-    assert (8, (), (0, 3, 4)) in gx_runs  # baseline's row count and both of these, no column
+    assert (8, (), (0, 3, 4)) in evaluations  # baseline's row count and both of these, no column
 
 
 def test_results_come_back_in_suite_order(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, gx_runs: list[Run]
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, evaluations: list[Run]
 ) -> None:
     monkeypatch.setattr(validate, "VALIDATE_ROWS", 2)
     path = _suite_file(
@@ -585,7 +589,7 @@ def test_results_come_back_in_suite_order(
     assert tuple(r.expectation for r in report.results) == expected
     assert [r.success for r in report.results] == [True] * 5 + [False, True, True]
     # map checks chunk by chunk; the row count, the key (with the mean: same column), compound
-    assert {indices for _, _, indices in gx_runs} == {(1, 3, 5, 7), (0,), (2, 4), (6,)}
+    assert {indices for _, _, indices in evaluations} == {(1, 3, 5, 7), (0,), (2, 4), (6,)}
 
 
 @pytest.mark.parametrize("chunk_rows", [1, 2, 5, 500_000])
