@@ -13,6 +13,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -94,6 +95,76 @@ def test_importing_the_module_loads_neither_great_expectations_nor_pandas() -> N
         [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
     )
     assert out.stdout.strip() == "[]"
+
+
+_STAGE_IN_A_NEW_PROCESS = """
+import json, sys
+from sluice import validate
+from sluice.contracts import Column, InferredSchema, Staged
+from sluice.datasets import DatasetRules
+
+uri, suite = sys.argv[1], sys.argv[2] or None
+raw = Staged(uri, 5, ("ts", "value"))
+schema = InferredSchema(
+    (Column("Time", "ts", "timestamptz", False), Column("Value", "value", "bigint", True)), "ts"
+)
+report = validate.run(raw, schema, DatasetRules("d", key=("Value",), suite=suite), 2)
+loaded = "great_expectations" in sys.modules
+results = [(r.expectation.type, r.success, r.unexpected_count) for r in report.results]
+print(json.dumps({"gx": loaded, "results": results}))
+"""
+
+
+def _stage_in_a_new_process(tmp_path: Path, suite: str = "") -> dict[str, Any]:
+    """validate.run in a new process on a staged file of 5 rows (value 3 twice, one null)."""
+    raw = _raw(tmp_path, _values("1", "2", "3", "3", None))
+    out = subprocess.run(
+        [sys.executable, "-c", _STAGE_IN_A_NEW_PROCESS, raw.uri, suite],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return dict(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
+def test_a_baseline_only_suite_never_imports_great_expectations(tmp_path: Path) -> None:
+    ran = _stage_in_a_new_process(tmp_path)
+
+    assert ran["gx"] is False  # (pandas is imported anyway: pyarrow imports it on first use)
+    assert ran["results"] == [
+        ["expect_table_row_count_to_be_between", True, 0],
+        ["expect_column_values_to_not_be_null", True, 0],
+        ["expect_column_values_to_be_unique", False, 2],
+        ["expect_column_values_to_be_between", True, 0],
+    ]
+
+
+def test_a_suite_with_other_types_imports_gx_for_them_and_keeps_suite_order(
+    tmp_path: Path,
+) -> None:
+    suite = tmp_path / "suite.json"
+    items = [
+        {
+            "type": "expect_column_values_to_be_in_set",
+            "kwargs": {"column": "value", "value_set": [1, 2]},
+        },
+        {"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "value"}},
+    ]
+    suite.write_text(json.dumps({"name": "d", "expectations": items}))
+
+    ran = _stage_in_a_new_process(tmp_path, str(suite))
+
+    assert ran["gx"] is True
+    assert [r[0] for r in ran["results"]][-3:] == [
+        "expect_column_values_to_be_between",
+        "expect_column_values_to_be_in_set",
+        "expect_column_values_to_not_be_null",
+    ]
+    assert ran["results"][-2:] == [
+        ["expect_column_values_to_be_in_set", False, 2],  # 3 and 3 (GX)
+        ["expect_column_values_to_not_be_null", False, 1],  # native
+    ]
 
 
 def test_the_baseline_follows_the_schema_and_the_key() -> None:
@@ -311,6 +382,41 @@ def test_concurrent_validations_do_not_mix_their_data(native: bool) -> None:
     for thread in threads:
         thread.join()
     assert counts == {1: 1, 2: 2, 3: 3, 4: 4}
+
+
+class _CountingLock:
+    """A lock that counts how often it was taken."""
+
+    def __init__(self) -> None:
+        self.taken = 0
+        self._lock = threading.Lock()
+
+    def __enter__(self) -> None:
+        self._lock.acquire()
+        self.taken += 1
+
+    def __exit__(self, *exc: object) -> None:
+        self._lock.release()
+
+
+def test_native_checks_take_no_lock_and_gx_keeps_its_process_wide_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    lock = _CountingLock()
+    runtime = replace(validate_gx._runtime(), lock=lock)
+    monkeypatch.setattr(validate_gx, "_runtime", lambda: runtime)
+    baseline = baseline_suite(SCHEMA, key=("station",))
+    in_set = Expectation(
+        "expect_column_values_to_be_in_set", (("column", "note"), ("value_set", ("n0",)))
+    )
+
+    assert validate_table(_table(), baseline).success
+    assert lock.taken == 0
+    report = validate_table(_table(), (*baseline, in_set))
+    assert lock.taken == 1  # one GX run, for in_set alone
+    assert [r.success for r in report.results] == [True] * 5 + [False]
+    validate_table(_table(), baseline, native=False)
+    assert lock.taken == 2
 
 
 # --- suite files ----------------------------------------------------------------------------
