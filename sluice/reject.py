@@ -1,12 +1,13 @@
 """Row-level mode (`on_error: rows`): which failed expectations a file survives by setting rows
 aside, the rows file they go to, and the row numbers later stages skip.
 
-A failed `error` expectation is handled row by row when GX named its unexpected rows (a map
-expectation: not null, between, in set, regex, unique...) and, if it has a `mostly`, that
-share still held: `mostly` is then the limit beyond which the whole file fails. An aggregate
-(row count, mean, max...) has no rows and fails the file in either mode. The rows go, with the
-expectations each one failed, to `quarantine/<dataset>/<file_id>.rows.parquet`; enrich drops
-them by row number, so `_row` keeps each loaded row's place in the file.
+A failed `error` expectation is handled row by row when validation named its unexpected rows
+(a map expectation: not null, between, in set, regex, unique...; natively or by GX) and, if
+it has a `mostly`, that share still held: `mostly` is then the limit beyond which the whole
+file fails. An aggregate (row count, mean, max...) has no rows and fails the file in either
+mode. The rows go, with the expectations each one failed, to
+`quarantine/<dataset>/<file_id>.rows.parquet`; enrich drops them by row number, so `_row`
+keeps each loaded row's place in the file.
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ def _handled(result: ExpectationResult, rows: Any) -> bool:
     if result.expectation.severity != "error" or not result.unexpected_count or rows is None:
         return False
     if len(rows) != result.unexpected_count:
-        return False  # GX named only some of them: cannot split the file exactly
+        return False  # only some of them were named: cannot split the file exactly
     return "mostly" not in dict(result.expectation.kwargs) or result.success
 
 

@@ -6,7 +6,9 @@ result to a small `ExpectationResult`. `run` is the stage as tasks/validate.py u
 (`sluice.verdict` words its report); it streams the staged file through
 `sluice.validate_chunks`, so its memory grows with the file only by the columns that
 whole-file expectations (row count, key uniqueness, column aggregates) read (see there).
-Great Expectations runs the expectations, in `sluice.validate_gx` (imported lazily: seconds).
+The baseline's expectation types run natively (`sluice.checks`: pyarrow.compute, no lock);
+the others on Great Expectations (`sluice.validate_gx`), which is imported only when a suite has
+one (seconds, once per process) and whose evaluations share one process-wide lock.
 """
 
 from __future__ import annotations
