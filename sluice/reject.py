@@ -8,12 +8,13 @@ under `on_missing_time`, which follows `on_error` unless the dataset sets it. So
 rules say `on_error: file, on_missing_time: rows` sets its rows without a time aside and
 still fails as a whole on any other failed expectation.
 
-A failed `error` expectation is handled row by row when GX named its unexpected rows (a map
-expectation: not null, between, in set, regex, unique...) and, if it has a `mostly`, that
-share still held: `mostly` is then the limit beyond which the whole file fails. An aggregate
-(row count, mean, max...) has no rows and fails the file in either mode. The rows go, with the
-expectations each one failed, to `quarantine/<dataset>/<file_id>.rows.parquet`; enrich drops
-them by row number, so `_row` keeps each loaded row's place in the file.
+A failed `error` expectation is handled row by row when validation named its unexpected rows
+(a map expectation: not null, between, in set, regex, unique...; natively or by GX) and, if
+it has a `mostly`, that share still held: `mostly` is then the limit beyond which the whole
+file fails. An aggregate (row count, mean, max...) has no rows and fails the file in either
+mode. The rows go, with the expectations each one failed, to
+`quarantine/<dataset>/<file_id>.rows.parquet`; enrich drops them by row number, so `_row`
+keeps each loaded row's place in the file.
 """
 
 from __future__ import annotations
@@ -73,7 +74,7 @@ def _handled(result: ExpectationResult, rows: Any) -> bool:
     if result.expectation.severity != "error" or not result.unexpected_count or rows is None:
         return False
     if len(rows) != result.unexpected_count:
-        return False  # GX named only some of them: cannot split the file exactly
+        return False  # only some of them were named: cannot split the file exactly
     return "mostly" not in dict(result.expectation.kwargs) or result.success
 
 

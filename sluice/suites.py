@@ -2,7 +2,7 @@
 and a starting suite written from a file's profile (`sluice suite init`).
 
 No Great Expectations here: a suite is a tuple of `contracts.Expectation`; `sluice.validate`
-runs it with GX.
+runs it (the baseline's types natively, others with GX).
 """
 
 from __future__ import annotations
@@ -94,7 +94,7 @@ def load_suite(path: Path, text: str | None = None) -> tuple[Expectation, ...]:
     Each expectation's severity is meta.severity ("error" or "warn"); without one, GX's own
     top-level severity maps "critical" to "error" and "warning"/"info" to "warn"; the default is
     "error". JSON arrays in kwargs become tuples (Expectation stays hashable). Whether the type
-    names a known expectation is checked by `validate_table`, where GX is loaded.
+    names a known expectation is checked by `sluice.validate`, with GX.
     `text`: the file's content as read before (a run's snapshot of its rules); else it is read.
     Raises ValueError naming the file on malformed content (OSError if it cannot be read).
     """

@@ -2,31 +2,37 @@
 once on the whole file, projected onto the columns they read.
 
 Great Expectations validates a pandas DataFrame it holds whole, so `sluice.validate.run` never
-gives it the whole file. `plan` splits the suite by the GX class of each expectation:
+gives it the whole file. `plan` splits the suite by each expectation's `Scope`, which `scope`
+tells from its GX class (and `sluice.checks.SCOPES` gives, the same, for the types evaluated
+natively):
 
-- row-local: GX map expectations (ColumnMap, ColumnPairMap, MulticolumnMap) whose verdict on a
-  row depends on that row alone, and the schema checks that read no row at all (column count,
-  columns, column types). They run on chunks of `rows` rows as the staged batches stream past,
-  and `merge` sums their chunk results. Memory: one chunk, whatever the file's size.
-- whole-file: everything else (table row count, column mean/min/max/distinct values, ...) and
-  the map expectations of `CROSS_ROW`, which compare a row with others. They run once after the
-  stream, on a table of only the columns their kwargs name (the row count on none); expectations
-  naming the same columns share one run. Memory grows with the file, but only by those columns:
-  for the baseline suite that is the declared key (the row count reads no column).
+- row-local ("row"): GX map expectations (ColumnMap, ColumnPairMap, MulticolumnMap) whose
+  verdict on a row depends on that row alone, and the schema checks that read no row at all
+  (column count, columns, column types). They run on chunks of `rows` rows as the staged
+  batches stream past, and `merge` sums their chunk results. Memory: one chunk, whatever the
+  file's size.
+- whole-file ("whole", "count"): everything else (table row count, column mean/min/max/distinct
+  values, ...) and the map expectations of `CROSS_ROW`, which compare a row with others. They
+  run once after the stream, on a table of only the columns their kwargs name (the row count,
+  "count", on none); expectations naming the same columns share one run. Memory grows with the
+  file, but only by those columns: for the baseline suite that is the declared key.
 
-`iter_typed` reads the staged file batch by batch; GX stays in `sluice.validate`, which passes
-GX's classes to `plan` and an `Evaluate` function to `validate_batches`. Samples of unexpected
-values are text (`text`, `distinct`), in a chunk's result as in a merged one.
+`iter_typed` reads the staged file batch by batch; GX stays in `sluice.validate_gx`, and
+`sluice.validate` passes the scopes to `plan` and an `Evaluate` function (native checks and
+GX's) to `validate_batches`. Samples of unexpected values are text as GX's pandas values read
+(`text`; `texts_of` for an Arrow column), the first distinct ones (`distinct`), in a chunk's
+result as in a merged one.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import importlib
 import math
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from sluice import faults
 from sluice.contracts import (
@@ -55,9 +61,19 @@ chunk they would miss a duplicate split across chunks; they run on the whole fil
 """
 
 TEXT_LIMIT = 200  # longest text kept for one sample value or error message
+SAMPLE_SIZE = 5  # unexpected values kept per result, distinct, as text
+PARTIAL_COUNT = 20  # unexpected values GX collects per expectation (deduplicated to SAMPLE_SIZE)
 _SCHEMA_METRICS = frozenset({"table.columns", "table.column_count", "table.column_types"})
+_EPOCH = dt.datetime(1970, 1, 1)
+_US_PER_UNIT = {"s": 1_000_000, "ms": 1_000, "us": 1}
+_CYCLE_DAYS = 146_097  # days in 400 Gregorian years: the calendar repeats after them
+_FIRST_DAY, _LAST_DAY = -719_162, 2_932_896  # 0001-01-01, 9999-12-31 in days since the epoch
 _COLUMN_KWARGS = ("column", "column_A", "column_B")
 _COLUMNS_KWARGS = ("column_list", "column_set")
+
+Scope = Literal["row", "whole", "count"]
+"""Where an expectation runs: "row" row-local, chunk by chunk; "whole" once on the whole file's
+projection onto the columns it names; "count" once on the whole file's rows, no column read."""
 
 Evaluate = Callable[["pa.Table", tuple[int, ...], int], Mapping[int, "Part"]]
 """Runs the expectations at these suite indices on a table whose first row is the file's row
@@ -107,31 +123,27 @@ class Plan:
         return [n for n in names if n in wanted]
 
 
-def plan(
-    expectations: Sequence[Expectation],
-    classes: Sequence[type],
-    map_bases: tuple[type, ...],
-    cross_row: tuple[type, ...],
-) -> Plan:
-    """Split a suite by each expectation's GX class (`classes`, same order as `expectations`).
-
-    `map_bases` are GX's map expectation base classes, `cross_row` the classes of `CROSS_ROW`.
-    """
+def plan(expectations: Sequence[Expectation], scopes: Sequence[Scope]) -> Plan:
+    """Split a suite by where each expectation runs (`scopes`, same order as `expectations`)."""
     chunked: list[int] = []
     groups: dict[tuple[str, ...] | None, list[int]] = {}
-    for index, (exp, cls) in enumerate(zip(expectations, classes, strict=True)):
-        if _row_local(cls, map_bases, cross_row):
+    for index, (exp, where) in enumerate(zip(expectations, scopes, strict=True)):
+        if where == "row":
             chunked.append(index)
         else:
-            groups.setdefault(_projection(exp, cls), []).append(index)
+            groups.setdefault(_projection(exp, where), []).append(index)
     return Plan(tuple(chunked), tuple(Group(c, tuple(ix)) for c, ix in groups.items()))
 
 
-def _row_local(cls: type, map_bases: tuple[type, ...], cross_row: tuple[type, ...]) -> bool:
+def scope(cls: type, map_bases: tuple[type, ...], cross_row: tuple[type, ...]) -> Scope:
+    """Where a GX expectation class runs: `map_bases` are GX's map expectation base classes,
+    `cross_row` the classes of `CROSS_ROW`."""
     if issubclass(cls, map_bases):
-        return not issubclass(cls, cross_row)
+        return "whole" if issubclass(cls, cross_row) else "row"
     metrics = _metrics(cls)
-    return bool(metrics) and set(metrics) <= _SCHEMA_METRICS
+    if metrics and set(metrics) <= _SCHEMA_METRICS:
+        return "row"
+    return "count" if metrics == ("table.row_count",) else "whole"
 
 
 def _metrics(cls: type) -> tuple[str, ...]:
@@ -140,7 +152,7 @@ def _metrics(cls: type) -> tuple[str, ...]:
     return tuple(str(m) for m in declared) if isinstance(declared, tuple | list) else ()
 
 
-def _projection(exp: Expectation, cls: type) -> tuple[str, ...] | None:
+def _projection(exp: Expectation, where: Scope) -> tuple[str, ...] | None:
     """The columns a whole-file expectation reads: those its kwargs name, none for a row count;
     all (None) where that cannot be told: a row_condition (free text) or other table metrics."""
     kwargs = dict(exp.kwargs)
@@ -149,7 +161,7 @@ def _projection(exp: Expectation, cls: type) -> tuple[str, ...] | None:
     columns = referenced(kwargs)
     if columns:
         return columns
-    return () if _metrics(cls) == ("table.row_count",) else None
+    return () if where == "count" else None
 
 
 def referenced(kwargs: Mapping[str, object]) -> tuple[str, ...]:
@@ -331,3 +343,42 @@ def text(value: object) -> str:
 def clip(value: str) -> str:
     """At most TEXT_LIMIT characters (an ellipsis marks a cut)."""
     return value if len(value) <= TEXT_LIMIT else value[: TEXT_LIMIT - 1] + "…"
+
+
+def texts_of(column: pa.ChunkedArray) -> list[str]:
+    """An Arrow column's values as `text` writes the pandas values GX reads of them."""
+    pa_mod: Any = importlib.import_module("pyarrow")
+    if not pa_mod.types.is_timestamp(column.type):
+        return [text(value) for value in column.to_pylist()]
+    unit, tz = column.type.unit, column.type.tz
+    zone = _zone(tz) if tz is not None else None
+    values = column.cast(pa_mod.int64()).to_pylist()
+    return ["null" if v is None else _iso(v, unit, zone) for v in values]
+
+
+def _iso(value: int, unit: str, zone: dt.tzinfo | None) -> str:
+    """A timestamp as pandas.Timestamp.isoformat() writes it: nanoseconds after the
+    microseconds where there are any; years beyond datetime's 1..9999 too."""
+    micros, nanos = divmod(value, 1000) if unit == "ns" else (value * _US_PER_UNIT[unit], 0)
+    days, rest = divmod(micros, 86_400_000_000)
+    cycles = 0  # 400-year cycles to shift a day beyond datetime's years 1..9999 into them
+    if not _FIRST_DAY < days < _LAST_DAY:
+        cycles = (days - 10_957) // _CYCLE_DAYS  # from 2000-01-01
+    when = _EPOCH + dt.timedelta(days=days - cycles * _CYCLE_DAYS, microseconds=rest)
+    if zone is not None:
+        when = when.replace(tzinfo=dt.UTC).astimezone(zone)
+    iso = when.isoformat()
+    if cycles:  # as pandas does: the year written apart from a datetime in range
+        iso = f"{when.year + 400 * cycles:04d}-" + iso.split("-", 1)[1]
+    if not nanos:
+        return iso
+    head, tail = (iso[:-6], iso[-6:]) if zone is not None else (iso, "")
+    return head + (f"{nanos:03d}" if when.microsecond else f".{nanos:09d}") + tail
+
+
+@functools.cache
+def _zone(tz: str) -> dt.tzinfo | None:
+    """The tzinfo pyarrow (and so pandas) reads an Arrow time zone name or offset as."""
+    pa_mod: Any = importlib.import_module("pyarrow")
+    aware = pa_mod.scalar(0, pa_mod.timestamp("s", tz)).as_py()
+    return aware.tzinfo if isinstance(aware, dt.datetime) else None

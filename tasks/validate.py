@@ -1,6 +1,7 @@
-"""validate: the Great Expectations gate and the drift checks; a failed `error` expectation (or
-drift error) fails the file, or in row-level mode sends its rows to quarantine. The result is a
-table in the run's summary artifact and is recorded with the profile in `sluice.profiles`."""
+"""validate: the quality gate (native checks and Great Expectations) and the drift checks; a
+failed `error` expectation (or drift error) fails the file, or in row-level mode sends its rows
+to quarantine. The result is a table in the run's summary artifact and is recorded with the
+profile in `sluice.profiles`."""
 
 from __future__ import annotations
 

@@ -1,7 +1,9 @@
-"""The Great Expectations gate, with real GX (no mocks) on small Arrow tables.
+"""The validation stage on small Arrow tables and staged files: the baseline's types natively
+(sluice.checks), the others with real GX (no mocks); tests/unit/test_checks.py holds the
+contract between the two.
 
-GX is imported once for the whole module (the `gx` fixture): the first validation of a process
-pays seconds for the import; every test after it reuses the same ephemeral context.
+GX is imported once for the whole module (the `gx` fixture): the first GX validation of a
+process pays seconds for the import; every test after it reuses the same ephemeral context.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -19,7 +22,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from sluice import validate, validate_chunks, verdict
+from sluice import validate, validate_chunks, validate_gx, verdict
 from sluice.contracts import Column, Expectation, InferredSchema, Staged
 from sluice.datasets import DatasetRules
 from sluice.errors import SchemaConflict, StagingLost, TerminalError, ValidationFailed
@@ -43,7 +46,7 @@ SCHEMA = InferredSchema(
 @pytest.fixture(scope="module")
 def gx() -> Iterator[None]:
     """Import GX and build its context once for the module (a no-op after the first time)."""
-    validate._runtime()
+    validate_gx._runtime()
     yield
 
 
@@ -92,6 +95,76 @@ def test_importing_the_module_loads_neither_great_expectations_nor_pandas() -> N
         [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
     )
     assert out.stdout.strip() == "[]"
+
+
+_STAGE_IN_A_NEW_PROCESS = """
+import json, sys
+from sluice import validate
+from sluice.contracts import Column, InferredSchema, Staged
+from sluice.datasets import DatasetRules
+
+uri, suite = sys.argv[1], sys.argv[2] or None
+raw = Staged(uri, 5, ("ts", "value"))
+schema = InferredSchema(
+    (Column("Time", "ts", "timestamptz", False), Column("Value", "value", "bigint", True)), "ts"
+)
+report = validate.run(raw, schema, DatasetRules("d", key=("Value",), suite=suite), 2)
+loaded = "great_expectations" in sys.modules
+results = [(r.expectation.type, r.success, r.unexpected_count) for r in report.results]
+print(json.dumps({"gx": loaded, "results": results}))
+"""
+
+
+def _stage_in_a_new_process(tmp_path: Path, suite: str = "") -> dict[str, Any]:
+    """validate.run in a new process on a staged file of 5 rows (value 3 twice, one null)."""
+    raw = _raw(tmp_path, _values("1", "2", "3", "3", None))
+    out = subprocess.run(
+        [sys.executable, "-c", _STAGE_IN_A_NEW_PROCESS, raw.uri, suite],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return dict(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
+def test_a_baseline_only_suite_never_imports_great_expectations(tmp_path: Path) -> None:
+    ran = _stage_in_a_new_process(tmp_path)
+
+    assert ran["gx"] is False  # (pandas is imported anyway: pyarrow imports it on first use)
+    assert ran["results"] == [
+        ["expect_table_row_count_to_be_between", True, 0],
+        ["expect_column_values_to_not_be_null", True, 0],
+        ["expect_column_values_to_be_unique", False, 2],
+        ["expect_column_values_to_be_between", True, 0],
+    ]
+
+
+def test_a_suite_with_other_types_imports_gx_for_them_and_keeps_suite_order(
+    tmp_path: Path,
+) -> None:
+    suite = tmp_path / "suite.json"
+    items = [
+        {
+            "type": "expect_column_values_to_be_in_set",
+            "kwargs": {"column": "value", "value_set": [1, 2]},
+        },
+        {"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "value"}},
+    ]
+    suite.write_text(json.dumps({"name": "d", "expectations": items}))
+
+    ran = _stage_in_a_new_process(tmp_path, str(suite))
+
+    assert ran["gx"] is True
+    assert [r[0] for r in ran["results"]][-3:] == [
+        "expect_column_values_to_be_between",
+        "expect_column_values_to_be_in_set",
+        "expect_column_values_to_not_be_null",
+    ]
+    assert ran["results"][-2:] == [
+        ["expect_column_values_to_be_in_set", False, 2],  # 3 and 3 (GX)
+        ["expect_column_values_to_not_be_null", False, 1],  # native
+    ]
 
 
 def test_the_baseline_follows_the_schema_and_the_key() -> None:
@@ -275,13 +348,13 @@ def test_kwargs_gx_rejects_raise_naming_the_type() -> None:
 
 
 def test_repeated_validations_reuse_one_context_and_keep_no_data() -> None:
-    runtime = validate._runtime()
+    runtime = validate_gx._runtime()
     suite = baseline_suite(SCHEMA)
-    with_nulls = validate_table(_table(ts=[None] * 6), suite)
-    clean = validate_table(_table(), suite)
-    fewer_nulls = validate_table(_table(ts=[T0, None, T0, T0, T0, T0]), suite)
+    with_nulls = validate_table(_table(ts=[None] * 6), suite, native=False)
+    clean = validate_table(_table(), suite, native=False)
+    fewer_nulls = validate_table(_table(ts=[T0, None, T0, T0, T0, T0]), suite, native=False)
 
-    assert validate._runtime() is runtime
+    assert validate_gx._runtime() is runtime
     assert _result(with_nulls, "expect_column_values_to_not_be_null", "ts").unexpected_count == 6
     assert clean.success
     assert _result(fewer_nulls, "expect_column_values_to_not_be_null", "ts").unexpected_count == 1
@@ -290,12 +363,14 @@ def test_repeated_validations_reuse_one_context_and_keep_no_data() -> None:
     assert len(runtime.datasource.assets) == 1
 
 
-def test_concurrent_validations_do_not_mix_their_data() -> None:
+@pytest.mark.parametrize("native", [True, False])
+def test_concurrent_validations_do_not_mix_their_data(native: bool) -> None:
     suite = baseline_suite(SCHEMA)
     counts: dict[int, int] = {}
 
     def work(nulls: int) -> None:
-        report = validate_table(_table(n=50, ts=[None] * nulls + [T0] * (50 - nulls)), suite)
+        table = _table(n=50, ts=[None] * nulls + [T0] * (50 - nulls))
+        report = validate_table(table, suite, native=native)
         counts[nulls] = _result(
             report, "expect_column_values_to_not_be_null", "ts"
         ).unexpected_count
@@ -306,6 +381,41 @@ def test_concurrent_validations_do_not_mix_their_data() -> None:
     for thread in threads:
         thread.join()
     assert counts == {1: 1, 2: 2, 3: 3, 4: 4}
+
+
+class _CountingLock:
+    """A lock that counts how often it was taken."""
+
+    def __init__(self) -> None:
+        self.taken = 0
+        self._lock = threading.Lock()
+
+    def __enter__(self) -> None:
+        self._lock.acquire()
+        self.taken += 1
+
+    def __exit__(self, *exc: object) -> None:
+        self._lock.release()
+
+
+def test_native_checks_take_no_lock_and_gx_keeps_its_process_wide_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    lock = _CountingLock()
+    runtime = replace(validate_gx._runtime(), lock=lock)
+    monkeypatch.setattr(validate_gx, "_runtime", lambda: runtime)
+    baseline = baseline_suite(SCHEMA, key=("station",))
+    in_set = Expectation(
+        "expect_column_values_to_be_in_set", (("column", "note"), ("value_set", ("n0",)))
+    )
+
+    assert validate_table(_table(), baseline).success
+    assert lock.taken == 0
+    report = validate_table(_table(), (*baseline, in_set))
+    assert lock.taken == 1  # one GX run, for in_set alone
+    assert [r.success for r in report.results] == [True] * 4 + [False]
+    validate_table(_table(), baseline, native=False)
+    assert lock.taken == 2
 
 
 # --- suite files ----------------------------------------------------------------------------
@@ -451,12 +561,12 @@ def test_the_stage_rejects_an_unknown_key_and_an_unusable_suite(tmp_path: Path) 
 
 # --- the stage, chunk by chunk ------------------------------------------------------------------
 
-Run = tuple[int, tuple[str, ...], tuple[int, ...]]  # rows, columns, suite indices of one GX run
+Run = tuple[int, tuple[str, ...], tuple[int, ...]]  # rows, columns, suite indices of one run
 
 
 @pytest.fixture
-def gx_runs(monkeypatch: pytest.MonkeyPatch) -> list[Run]:
-    """Records every GX run `validate.run` makes (real GX still runs each one)."""
+def evaluations(monkeypatch: pytest.MonkeyPatch) -> list[Run]:
+    """Records every evaluation `validate.run` makes, native or GX (each still runs)."""
     runs: list[Run] = []
     evaluate = validate._Prepared.evaluate
 
@@ -481,7 +591,7 @@ def _values(*values: str | None) -> list[tuple[str | None, str | None]]:
 
 
 def test_a_map_expectation_failing_in_two_chunks_sums_counts_and_samples_both(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, gx_runs: list[Run]
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, evaluations: list[Run]
 ) -> None:
     monkeypatch.setattr(validate, "VALIDATE_ROWS", 3)
     raw = _raw(tmp_path, _values("11", "12", "1", "2", "3", "4", "13", "12", "14"))
@@ -496,7 +606,7 @@ def test_a_map_expectation_failing_in_two_chunks_sums_counts_and_samples_both(
     assert not between.success and not report.success
     assert between.unexpected_count == 5  # 2 in the first chunk, 3 in the last
     assert between.sample == ("11", "12", "13", "14")  # from both chunks, 12 once
-    chunked = [rows for rows, columns, indices in gx_runs if len(indices) > 1]
+    chunked = [rows for rows, columns, indices in evaluations if len(indices) > 1]
     assert chunked == [3, 3, 3]  # three chunks of 3 rows, built from batches of 2
 
 
@@ -516,7 +626,7 @@ def test_samples_over_chunks_keep_the_first_distinct_values_up_to_the_sample_siz
 
 
 def test_a_duplicate_split_across_chunks_fails_uniqueness(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, gx_runs: list[Run]
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, evaluations: list[Run]
 ) -> None:
     monkeypatch.setattr(validate, "VALIDATE_ROWS", 3)
     raw = _raw(tmp_path, _values("1", "7", "2", "3", "4", "5", "6", "7", "8"))  # rows 1 and 7
@@ -526,7 +636,7 @@ def test_a_duplicate_split_across_chunks_fails_uniqueness(
     unique = _result(report, "expect_column_values_to_be_unique")
     assert not unique.success and not report.success
     assert (unique.unexpected_count, unique.sample) == (2, ("7",))
-    assert (9, ("value",), (2,)) in gx_runs  # once, on the whole file's key column only
+    assert (9, ("value",), (2,)) in evaluations  # once, on the whole file's key column only
 
 
 def test_a_compound_key_duplicate_split_across_chunks_fails(
@@ -546,7 +656,7 @@ def test_a_compound_key_duplicate_split_across_chunks_fails(
 
 
 def test_the_row_count_sees_the_whole_file_on_no_columns(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, gx_runs: list[Run]
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, evaluations: list[Run]
 ) -> None:
     monkeypatch.setattr(validate, "VALIDATE_ROWS", 3)
     suite = _suite_file(
@@ -562,11 +672,11 @@ def test_the_row_count_sees_the_whole_file_on_no_columns(
     assert report.rows == 8
     assert equal.success
     assert not at_most_7.success and at_most_7.sample == ("observed 8",)
-    assert (8, (), (0, 3, 4)) in gx_runs  # baseline's row count and both of these, no column
+    assert (8, (), (0, 3, 4)) in evaluations  # baseline's row count and both of these, no column
 
 
 def test_results_come_back_in_suite_order(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, gx_runs: list[Run]
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, evaluations: list[Run]
 ) -> None:
     monkeypatch.setattr(validate, "VALIDATE_ROWS", 2)
     path = _suite_file(
@@ -584,7 +694,7 @@ def test_results_come_back_in_suite_order(
     assert tuple(r.expectation for r in report.results) == expected
     assert [r.success for r in report.results] == [True] * 5 + [False, True, True]
     # map checks chunk by chunk; the row count, the key (with the mean: same column), compound
-    assert {indices for _, _, indices in gx_runs} == {(1, 3, 5, 7), (0,), (2, 4), (6,)}
+    assert {indices for _, _, indices in evaluations} == {(1, 3, 5, 7), (0,), (2, 4), (6,)}
 
 
 @pytest.mark.parametrize("chunk_rows", [1, 2, 5, 500_000])
@@ -659,9 +769,10 @@ def test_an_empty_file_fails_only_the_row_count(tmp_path: Path) -> None:
 
 
 def _plan(*expectations: Expectation) -> validate_chunks.Plan:
-    runtime = validate._runtime()
-    classes = [runtime.expectation_class(e.type) for e in expectations]
-    return validate_chunks.plan(expectations, classes, runtime.map_bases, runtime.cross_row)
+    rt = validate_gx._runtime()
+    classes = [rt.expectation_class(e.type) for e in expectations]
+    scopes = [validate_chunks.scope(cls, rt.map_bases, rt.cross_row) for cls in classes]
+    return validate_chunks.plan(expectations, scopes)
 
 
 def test_the_plan_splits_by_gx_class_and_keeps_cross_row_checks_whole() -> None:
