@@ -40,10 +40,36 @@ PREFECT = str(Path(sys.executable).with_name("prefect"))
 
 
 def processes(prefect_port: str, pg_data: str, redis_port: str) -> dict[str, list[int]]:
-    """pids of this environment's Prefect server (`--port`), PostgreSQL (the postmaster of
-    `pg_data` and its backends) and Redis: other services on the machine are not counted."""
-    found: dict[str, list[int]] = {"prefect server": [], "postgres": [], "redis": []}
+    """pids of this environment's Prefect server (`--port`: the API process and its uvicorn
+    workers; the background services, in a process of their own when the production profile
+    runs them apart), PostgreSQL (the backends of the server's database `prefect*`, and the
+    rest of the cluster `pg_data`: the sink) and Redis; other services are not counted."""
+    found: dict[str, list[int]] = {
+        "prefect API": [], "prefect services": [], "prefect's PostgreSQL": [],
+        "sink PostgreSQL": [], "redis": [],
+    }  # fmt: skip
     postmaster = None
+    table = _table()
+    port = f"--port {prefect_port}"
+    servers = {p for p, _, cmd in table if "server start" in cmd and port in cmd}
+    for pid, ppid, cmd in table:
+        if pid in servers or (ppid in servers and "spawn_main" in cmd):
+            found["prefect API"].append(pid)
+        elif ppid in servers and "server services start" in cmd:
+            found["prefect services"].append(pid)
+        elif cmd.startswith("redis-server") and f":{redis_port}" in cmd:
+            found["redis"].append(pid)
+        elif "postgres" in cmd and f"-D {pg_data}" in cmd:
+            postmaster = pid
+    for pid, ppid, cmd in table:
+        if postmaster in (pid, ppid):
+            prefect_db = cmd.startswith("postgres: ") and " prefect" in cmd
+            found["prefect's PostgreSQL" if prefect_db else "sink PostgreSQL"].append(pid)
+    return found
+
+
+def _table() -> list[tuple[int, int, str]]:
+    """(pid, parent pid, command line) of every process."""
     table = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
@@ -53,15 +79,21 @@ def processes(prefect_port: str, pg_data: str, redis_port: str) -> dict[str, lis
             except OSError:
                 continue
             table.append((int(entry.name), ppid, cmd))
-    for pid, _, cmd in table:
-        if "server start" in cmd and f"--port {prefect_port}" in cmd:
-            found["prefect server"].append(pid)
-        elif cmd.startswith("redis-server") and f":{redis_port}" in cmd:
-            found["redis"].append(pid)
-        elif "postgres" in cmd and f"-D {pg_data}" in cmd:
-            postmaster = pid
-    found["postgres"] = [p for p, parent, _ in table if postmaster in (p, parent)]
-    return found
+    return table
+
+
+TARGETS = (10, 100, 1_000)  # files/s of the capacity table
+
+
+def capacity(cpu: dict[str, float], files: int) -> list[str]:
+    """Lines of the capacity table: CPU seconds per file of each tier, and the cores it needs
+    at each target rate (at full use, before headroom)."""
+    lines = [f"  {'tier':<24} {'CPU s/file':>10}  " + "  ".join(f"{t:>6,}/s" for t in TARGETS)]
+    for tier, seconds in cpu.items():
+        per = seconds / files
+        cores = "  ".join(f"{per * t:>8.1f}" for t in TARGETS)
+        lines.append(f"  {tier:<24} {per:>10.3f}  {cores}")
+    return lines
 
 
 class Api:
@@ -157,6 +189,11 @@ def main() -> None:
             f"{k} {v:.0f} s ({v / r['seconds']:.2f} cores)" for k, v in r["cpu"].items()
         )
         print(f"{workers} worker(s): {r['seconds']:.1f} s, {r['files_s']:.2f} files/s; CPU: {busy}")
+        print(f"cores needed, from the CPU per file ({args.files} files of {args.rows} rows):")
+        workers_cpu = sum(v for k, v in r["cpu"].items() if k.startswith("worker"))
+        tiers = {k: v for k, v in r["cpu"].items() if not k.startswith("worker")}
+        for line in capacity({"sluice worker(s)": workers_cpu, **tiers}, args.files):
+            print(line)
 
 
 if __name__ == "__main__":

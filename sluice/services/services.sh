@@ -23,6 +23,10 @@
 #               127.0.0.1:$SLUICE_REDIS_PORT, databases $SLUICE_PREFECT_REDIS_DB and
 #               $SLUICE_PREFECT_DOCKET_DB): the settings Prefect documents for several server
 #               replicas. Both services must answer; they may belong to another SLUICE_HOME.
+#               With SLUICE_PREFECT_API_WORKERS=N (N >= 2) the API runs as N processes
+#               (`prefect server start --workers N --no-services`) beside one process of the
+#               background services (`prefect server services start`), in one process group:
+#               the server's work on more than one core.
 #
 # Everything lives under $SLUICE_HOME/services (default ~/.sluice/services; as root
 # /var/lib/sluice/services, since PostgreSQL runs as its own user and cannot enter /root):
@@ -56,6 +60,7 @@ PROFILE=${SLUICE_PROFILE:-local}
 PREFECT_DB=${SLUICE_PREFECT_DB:-prefect}
 PREFECT_REDIS_DB=${SLUICE_PREFECT_REDIS_DB:-1}
 PREFECT_DOCKET_DB=${SLUICE_PREFECT_DOCKET_DB:-2}
+PREFECT_API_WORKERS=${SLUICE_PREFECT_API_WORKERS:-1}
 
 PG_MAJOR=15
 PG_BIN=/usr/lib/postgresql/$PG_MAJOR/bin
@@ -75,7 +80,7 @@ DEBIAN_KEYRING=/usr/share/keyrings/debian-archive-keyring.gpg
 STOP_TIMEOUT=${SLUICE_STOP_TIMEOUT:-30}
 REDIS_START_TIMEOUT=20
 PG_START_TIMEOUT=60
-PREFECT_START_TIMEOUT=90
+PREFECT_START_TIMEOUT=${SLUICE_PREFECT_START_TIMEOUT:-90} # seconds; API processes start one by one
 
 ALL_SERVICES=(redis postgres prefect)
 REDIS_PKGS=(redis-server redis-tools)
@@ -688,7 +693,11 @@ SQL
 	else
 		log "prefect: database SQLite in $PREFECT_DIR (postgres is not running)"
 	fi
-	printf '%s\n' "$PROFILE" >"$RUN_DIR/prefect.profile"
+	if [[ $PROFILE == production ]] && ((PREFECT_API_WORKERS > 1)); then
+		printf '%s\n' "$PROFILE: $PREFECT_API_WORKERS API processes, services apart" >"$RUN_DIR/prefect.profile"
+	else
+		printf '%s\n' "$PROFILE" >"$RUN_DIR/prefect.profile"
+	fi
 	log_marker prefect "$PREFECT_LOG"
 	# setsid: its own session and process group (pgid = pid), so it survives this shell
 	# and "down" can signal the server together with any child it spawned. The inner
@@ -706,9 +715,20 @@ SQL
 			export PREFECT_SERVER_DATABASE_SQLALCHEMY_POOL_SIZE=10
 		fi
 		if ((${#settings[@]})); then export "${settings[@]}"; fi
-		# shellcheck disable=SC2016 # $$ and $1 belong to the inner shell
-		setsid nohup bash -c 'echo "$$" >"$1"; shift; exec "$@"' sluice-prefect \
-			"$PREFECT_PIDFILE" "$PREFECT_BIN" server start --host "$HOST" --port "$PREFECT_PORT" \
+		local -a split=()
+		if [[ $PROFILE == production ]] && ((PREFECT_API_WORKERS > 1)); then
+			split=(--workers "$PREFECT_API_WORKERS" --no-services)
+			PREFECT_START_TIMEOUT=$((PREFECT_START_TIMEOUT * 2)) # each API process imports Prefect
+			# the database's migrations once, before several processes start on it
+			"$PREFECT_BIN" server database upgrade -y >>"$PREFECT_LOG" 2>&1 ||
+				die "prefect: migrating database $PREFECT_DB failed (see $PREFECT_LOG)"
+		fi
+		# The inner shell writes its own pid, starts the services process when the API runs
+		# without them (a child of the same group: `down` stops both), then becomes the API.
+		# shellcheck disable=SC2016 # $$, $1, $2 belong to the inner shell
+		setsid nohup bash -c 'echo "$$" >"$1"; if [[ $2 == split ]]; then "$3" server services start & fi; shift 2; exec "$@"' \
+			sluice-prefect "$PREFECT_PIDFILE" "${split:+split}" "$PREFECT_BIN" server start \
+			--host "$HOST" --port "$PREFECT_PORT" "${split[@]}" \
 			</dev/null >>"$PREFECT_LOG" 2>&1 8>&- 9>&- &
 	)
 	if ! wait_until "$PREFECT_START_TIMEOUT" prefect_ready; then

@@ -2,13 +2,16 @@
 
 The server is `scripts/services.sh up prefect` with SLUICE_PROFILE=production on the private
 stack's Redis and PostgreSQL (tests/fix_stack.py): its own database `prefect_scaleout`,
-prefect-redis messaging, cache, causal ordering, lease storage and Docket. The deployments come
-from prefect.yaml (`prefect deploy --all` onto the process pool `sluice`). Workers are separate
-processes sharing the inbox and a staging area given as a `file://` URL (SLUICE_STAGING).
+prefect-redis messaging, cache, causal ordering, lease storage and Docket; two API processes
+and the background services in a process of their own (SLUICE_PREFECT_API_WORKERS=2). The
+deployments come from prefect.yaml (`prefect deploy --all` onto the process pool `sluice`).
+Workers are separate processes sharing the inbox and a staging area given as a `file://` URL
+(SLUICE_STAGING).
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import tempfile
@@ -127,6 +130,7 @@ def production(stack: Stack) -> Iterator[Production]:
         "SLUICE_PROFILE": "production",
         "SLUICE_PREFECT_PORT": str(port),
         "SLUICE_PREFECT_DB": "prefect_scaleout",
+        "SLUICE_PREFECT_API_WORKERS": "2",  # two API processes, the services in a third
         "PREFECT_API_URL": f"http://127.0.0.1:{port}/api",
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         # a run the deployment's limit turns away is offered again after 1 s, not 30 s

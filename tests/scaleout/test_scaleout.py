@@ -128,6 +128,37 @@ def test_the_production_profile_server_serves_ui_and_api_on_postgresql_with_redi
     assert {"ingest-file", "sweep-inbox", "relay-outbox", "cleanup"} <= names
 
 
+def test_the_production_server_runs_two_api_processes_and_its_services_apart(
+    production: Production,
+) -> None:
+    import subprocess
+
+    from tests.fix_stack import REPO
+
+    server = {**production.env, "SLUICE_HOME": str(production.home / "server")}
+    status = subprocess.run(
+        ["bash", str(REPO / "scripts" / "services.sh"), "status", "prefect"],
+        env=server, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert "2 API processes, services apart" in status.stdout
+    pid = int((production.home / "server" / "services" / "run" / "prefect.pid").read_text())
+    group = [
+        (proc.name, (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode())
+        for proc in Path("/proc").iterdir()
+        if proc.name.isdigit() and _pgid(proc) == pid
+    ]
+    assert sum("server services start" in cmd for _, cmd in group) == 1, group
+    assert sum("spawn_main" in cmd for _, cmd in group) == 2, group  # uvicorn's API workers
+    assert production.api("health") is True
+
+
+def _pgid(proc: Path) -> int | None:
+    try:
+        return int((proc / "stat").read_text().rsplit(")", 1)[1].split()[2])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def test_the_server_accepts_exactly_one_of_several_racing_claims_of_a_scheduled_run(
     production: Production,
 ) -> None:
