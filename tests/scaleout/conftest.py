@@ -11,7 +11,6 @@ Workers are separate processes sharing the inbox and a staging area given as a `
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import tempfile
