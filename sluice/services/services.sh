@@ -61,6 +61,17 @@ PREFECT_DB=${SLUICE_PREFECT_DB:-prefect}
 PREFECT_REDIS_DB=${SLUICE_PREFECT_REDIS_DB:-1}
 PREFECT_DOCKET_DB=${SLUICE_PREFECT_DOCKET_DB:-2}
 PREFECT_API_WORKERS=${SLUICE_PREFECT_API_WORKERS:-1}
+# Prefect's block types registered in its database once (what an API process does at start)
+PREFECT_REGISTER_BLOCKS='
+import asyncio
+from prefect.server.database import provide_database_interface
+from prefect.server.models.block_registration import run_block_auto_registration
+async def main():
+    async with await provide_database_interface().session() as session:
+        await run_block_auto_registration(session=session)
+        await session.commit()
+asyncio.run(main())
+'
 
 PG_MAJOR=15
 PG_BIN=/usr/lib/postgresql/$PG_MAJOR/bin
@@ -693,7 +704,10 @@ SQL
 	else
 		log "prefect: database SQLite in $PREFECT_DIR (postgres is not running)"
 	fi
+	local -a split=()
 	if [[ $PROFILE == production ]] && ((PREFECT_API_WORKERS > 1)); then
+		split=(--workers "$PREFECT_API_WORKERS" --no-services)
+		PREFECT_START_TIMEOUT=$((PREFECT_START_TIMEOUT * 2)) # each API process imports Prefect
 		printf '%s\n' "$PROFILE: $PREFECT_API_WORKERS API processes, services apart" >"$RUN_DIR/prefect.profile"
 	else
 		printf '%s\n' "$PROFILE" >"$RUN_DIR/prefect.profile"
@@ -715,13 +729,14 @@ SQL
 			export PREFECT_SERVER_DATABASE_SQLALCHEMY_POOL_SIZE=10
 		fi
 		if ((${#settings[@]})); then export "${settings[@]}"; fi
-		local -a split=()
-		if [[ $PROFILE == production ]] && ((PREFECT_API_WORKERS > 1)); then
-			split=(--workers "$PREFECT_API_WORKERS" --no-services)
-			PREFECT_START_TIMEOUT=$((PREFECT_START_TIMEOUT * 2)) # each API process imports Prefect
-			# the database's migrations once, before several processes start on it
+		if ((${#split[@]})); then
+			# Once, before several processes start on the database: its migrations and the
+			# block types (each API process would register them at start, racing the others).
 			"$PREFECT_BIN" server database upgrade -y >>"$PREFECT_LOG" 2>&1 ||
 				die "prefect: migrating database $PREFECT_DB failed (see $PREFECT_LOG)"
+			"$(dirname -- "$PREFECT_BIN")/python" -c "$PREFECT_REGISTER_BLOCKS" >>"$PREFECT_LOG" 2>&1 ||
+				die "prefect: registering block types in $PREFECT_DB failed (see $PREFECT_LOG)"
+			export PREFECT_API_DATABASE_MIGRATE_ON_START=false PREFECT_SERVER_REGISTER_BLOCKS_ON_START=false
 		fi
 		# The inner shell writes its own pid, starts the services process when the API runs
 		# without them (a child of the same group: `down` stops both), then becomes the API.
@@ -757,7 +772,16 @@ SQL
 		die "prefect: could not create database $PREFECT_DB on $HOST:$PG_PORT"
 }
 
-prefect_stop() { stop_by_pidfile prefect "$PREFECT_PIDFILE" "$PREFECT_COMM" TERM group; }
+prefect_stop() {
+	local pid=''
+	[[ -r $PREFECT_PIDFILE ]] && read -r pid <"$PREFECT_PIDFILE"
+	stop_by_pidfile prefect "$PREFECT_PIDFILE" "$PREFECT_COMM" TERM group
+	# the API gone first (it died), its group may still hold the services process it started
+	if [[ $pid =~ ^[0-9]+$ ]] && kill -0 -- "-$pid" 2>/dev/null; then
+		kill -TERM -- "-$pid" 2>/dev/null || true
+		echo "prefect: stopped the rest of its process group ($pid)"
+	fi
+}
 
 prefect_status() {
 	local pid
