@@ -12,9 +12,9 @@ import json
 import os
 import sys
 import time
-import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 
     from sluice.checkpoints import Keys
     from sluice.dlq import Letter, Replayed
+    from sluice.services.local import Starting
 
 _DEBUG = False
 
@@ -118,17 +119,77 @@ def _options(
     _DEBUG = debug
 
 
-def _use_local_prefect(settings: Settings) -> str | None:
-    """Point Prefect at the project's server when it is up and nothing else was chosen."""
-    if os.environ.get("PREFECT_API_URL"):
-        return os.environ["PREFECT_API_URL"]
-    try:
-        with urllib.request.urlopen(f"{settings.prefect_api_url}/health", timeout=1):
-            pass
-    except OSError:
-        return None  # Prefect's ephemeral API, in this process
-    os.environ["PREFECT_API_URL"] = settings.prefect_api_url
-    return settings.prefect_api_url
+@dataclass
+class _Runs:
+    """Where a command's flow runs go (None: Prefect's ephemeral API, in this process), and the
+    local services being started for them."""
+
+    api: str | None
+    starting: Starting | None = None
+
+    def ready(self) -> None:
+        """Wait until the services being started answer (before the first run)."""
+        if self.starting is not None:
+            self.starting.wait()
+            self.starting = None
+
+
+def _runs_api(settings: Settings) -> _Runs:
+    """Where this command's runs go, with the local services they need started when they do not
+    answer (SLUICE_START_SERVICES), in the background: `.ready()` waits for them.
+
+    Prefect's own PREFECT_API_URL (environment, profile, a test's harness) is used as it is;
+    unset, the project's server (SLUICE_PREFECT_API_URL) when it answers, else the local one is
+    started. Redis and PostgreSQL are started when the settings name the local ones, never
+    others. One line on stderr says what is being started; later commands find it up.
+    """
+    from sluice.services import local
+
+    start = settings.start_services
+    down = local.down_in_sink(settings) if start else []
+    starting = local.start(down, settings.home) if down else None
+    ours = settings.prefect_api_url
+    api = os.environ.get("PREFECT_API_URL") or None
+    if api is None and local.prefect_answers(ours):
+        api = _point_prefect_at(ours)
+    else:
+        api = api or _configured_prefect_api()
+        if start and api in (None, ours) and local.is_local("prefect", ours):
+            if api is None or not local.prefect_answers(ours):
+                starting = local.also_start(starting, ["prefect"], settings.home)
+                api = _point_prefect_at(ours)
+    if starting is not None:
+        err.print(_starting_line(starting.names, settings), highlight=False, soft_wrap=True)
+    return _Runs(api, starting)
+
+
+def _starting_line(names: list[str], settings: Settings) -> str:
+    """`starting the local Prefect server (...); later commands reuse it; UI http://...`"""
+    from sluice.services import local
+
+    it = "it" if len(names) == 1 else "them"
+    ui = f"; UI {settings.prefect_api_url.removesuffix('/api')}" if "prefect" in names else ""
+    return (
+        f"starting the local {local.describe(names)} (`sluice services up`, in "
+        f"{settings.home / 'services'}); later commands reuse {it}{ui}"
+    )
+
+
+def _point_prefect_at(url: str) -> str:
+    """PREFECT_API_URL for this process (Prefect re-reads it if it is imported already)."""
+    os.environ["PREFECT_API_URL"] = url
+    if "prefect.context" in sys.modules:
+        from prefect.context import refresh_global_settings_context
+
+        refresh_global_settings_context()
+    return url
+
+
+def _configured_prefect_api() -> str | None:
+    """The API Prefect's own configuration names (a profile, a test's harness), if any."""
+    from prefect.settings import get_current_settings
+
+    return get_current_settings().api.url or None
 
 
 def _quiet_prefect_console(verbose: bool) -> None:
@@ -166,15 +227,23 @@ def _not_detail(record: Any) -> bool:
 
 
 def run_files(
-    paths: list[Path], dataset: str | None, verbose: bool = False, *, quiet: bool = False
+    paths: list[Path],
+    dataset: str | None,
+    verbose: bool = False,
+    *,
+    quiet: bool = False,
+    ready: Callable[[], None] | None = None,
 ) -> list[FileOutcome]:
     """Run `ingest_file` for each path in this process, printing each file's line as it ends
-    (unless quiet), with a progress bar per file on a terminal's stderr."""
+    (unless quiet), with a progress bar per file on a terminal's stderr. `ready` is called
+    once the flows are imported, before the first run (it waits for services being started)."""
     _quiet_prefect_console(verbose)
     from flows.ingest_file import ingest_file
     from tasks.observe import listening
     from tasks.policy import one_client
 
+    if ready is not None:
+        ready()
     outcomes = []
     with _Bars(paths) as bars, listening(bars.advance), one_client():
         for path in paths:
@@ -287,9 +356,8 @@ def ingest(
     One line per file: outcome, rows, file id, seconds, path -> table. Exit status 0 when
     every file is loaded or a duplicate, else 1.
     """
-    settings = get_settings()
-    _use_local_prefect(settings)
-    outcomes = run_files(paths, dataset, verbose, quiet=as_json)
+    runs = _runs_api(get_settings())
+    outcomes = run_files(paths, dataset, verbose, quiet=as_json, ready=runs.ready)
     if as_json:
         _json([_outcome_dict(o) for o in outcomes])
     elif len(outcomes) > 1:
@@ -410,10 +478,7 @@ def serve(
     """Serve the deployments and watch the inbox until Ctrl-C. Example: sluice serve"""
 
     settings = get_settings()
-    api = _use_local_prefect(settings)
-    if api is None:  # serve needs a real server: triggers, schedules and the UI live there
-        _services("up", ["prefect"])
-        api = _use_local_prefect(settings)
+    api = _real_server(settings, "serve")
     _quiet_prefect_console(verbose)
     _console_logging(verbose)
     from deployments.serve import serve as run_serve
@@ -445,12 +510,29 @@ def worker(
 
     # Before Prefect is imported: runs send heartbeats, so a dead worker's runs end Crashed.
     os.environ.setdefault("PREFECT_FLOWS_HEARTBEAT_FREQUENCY", "30")
-    _use_local_prefect(get_settings())
+    _real_server(get_settings(), "worker")
     _quiet_prefect_console(verbose)
     _console_logging(verbose)
     from deployments.worker import work
 
     work(pool=pool, concurrency=concurrency, writers=writers, name=name, crash_after_s=crash_after)
+
+
+def _real_server(settings: Settings, command: str) -> str:
+    """The Prefect API of a long-lived command (started if it is the local one and down): it
+    needs a real server, where triggers, schedules, work pools and the UI live."""
+    runs = _runs_api(settings)
+    runs.ready()
+    if runs.api is None:
+        err.print(
+            f"error: `sluice {command}` needs a Prefect server; none answers at "
+            f"{settings.prefect_api_url}: start it with `sluice services up prefect`, "
+            "or set PREFECT_API_URL",
+            highlight=False,
+            soft_wrap=True,
+        )
+        raise typer.Exit(1)
+    return runs.api
 
 
 def _services(command: str, names: list[str]) -> None:
@@ -499,14 +581,14 @@ def demo(rows: Annotated[int, typer.Option(help="Rows per generated file.")] = 2
     """
     from sluice import demo as sample
 
-    api = _use_local_prefect(get_settings())
+    runs = _runs_api(get_settings())
     with sample.own_settings(get_settings()) as settings:
         files = sample.write_inbox(settings.inbox, rows=rows)
         out.print(f"wrote {len(files)} sample files under {settings.inbox}", soft_wrap=True)
         out.print(f"rules: {settings.datasets}", soft_wrap=True, highlight=False)
-        run_files(files, None)
+        run_files(files, None, ready=runs.ready)
         _show_landed(settings)
-    if api:
+    if api := runs.api:
         out.print(
             f"Prefect UI: {api.removesuffix('/api')}/runs "
             "(flow runs are named ingest-file/<dataset>/<file>)",
@@ -616,11 +698,11 @@ def dlq_replay(
         raise typer.BadParameter("give letter ids or --all (not both)")
     if dataset and not all_:
         raise typer.BadParameter("--dataset goes with --all")
-    settings = get_settings()
-    _use_local_prefect(settings)
+    runs = _runs_api(get_settings())
     _quiet_prefect_console(verbose)
     from flows.replay import replay
 
+    runs.ready()
     state = replay(ids=keys or None, all=all_, dataset=dataset, return_state=True)
     summary = state.result(raise_on_failure=False)
     if not isinstance(summary, list):
