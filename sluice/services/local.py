@@ -16,7 +16,6 @@ import os
 import socket
 import subprocess
 import tempfile
-import time
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,13 +56,16 @@ def is_local(name: str, url: str) -> bool:
     return host in LOOPBACK and port == port_of(variable, default)
 
 
-def local_sink(settings: Settings) -> list[str]:
-    """The services of the sink (Redis, PostgreSQL) the settings name locally."""
-    urls = {
+def _sink(settings: Settings) -> dict[str, str]:
+    return {
         "redis": settings.redis_url.get_secret_value(),
         "postgres": settings.database_url.get_secret_value(),
     }
-    return [name for name, url in urls.items() if is_local(name, url)]
+
+
+def local_sink(settings: Settings) -> list[str]:
+    """The services of the sink (Redis, PostgreSQL) the settings name locally."""
+    return [name for name, url in _sink(settings).items() if is_local(name, url)]
 
 
 def listening(url: str, timeout_s: float = 0.5) -> bool:
@@ -76,8 +78,9 @@ def listening(url: str, timeout_s: float = 0.5) -> bool:
         return False
 
 
-def prefect_answers(api_url: str, timeout_s: float = 1.0) -> bool:
-    """A Prefect API answers its health check at `api_url` (`http://host:port/api`)."""
+def prefect_answers(api_url: str, timeout_s: float = 3.0) -> bool:
+    """A Prefect API answers its health check at `api_url` (`http://host:port/api`); a busy
+    server gets the seconds services.sh gives it, a port nobody listens on refuses at once."""
     try:
         with urllib.request.urlopen(f"{api_url.rstrip('/')}/health", timeout=timeout_s):
             return True
@@ -87,10 +90,7 @@ def prefect_answers(api_url: str, timeout_s: float = 1.0) -> bool:
 
 def down_in_sink(settings: Settings) -> list[str]:
     """The local services of the sink that accept no connection now."""
-    urls = {
-        "redis": settings.redis_url.get_secret_value(),
-        "postgres": settings.database_url.get_secret_value(),
-    }
+    urls = _sink(settings)
     return [name for name in local_sink(settings) if not listening(urls[name])]
 
 
@@ -107,8 +107,6 @@ class Starting:
     names: list[str]
     home: Path
     procs: list[tuple[subprocess.Popen[bytes], IO[bytes]]] = field(default_factory=list)
-    seconds: float = 0.0
-    _started: float = field(default_factory=time.perf_counter)
 
     def wait(self) -> None:
         """Block until every service answers; a SluiceError with the script's last line when
@@ -127,7 +125,6 @@ class Starting:
                     hint=f"`sluice services up` says more; logs in {self.home}/services/log",
                 )
         self.procs.clear()
-        self.seconds = time.perf_counter() - self._started
 
 
 def start(names: list[str], home: Path) -> Starting:
