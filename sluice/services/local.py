@@ -121,7 +121,7 @@ class Starting:
 
                 last = said[-1] if said else f"exit status {code}"
                 raise SluiceError(
-                    f"could not start {describe(self.names)}: {last}",
+                    f"could not start the local {describe(self.names)}: {last}",
                     hint=f"`sluice services up` says more; logs in {self.home}/services/log",
                 )
         self.procs.clear()

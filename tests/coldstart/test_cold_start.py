@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -129,3 +130,26 @@ def test_a_database_named_elsewhere_never_gets_a_local_cluster(fresh: Home) -> N
         assert f"port {elsewhere} failed: Connection refused" in result.stderr, result.stderr
     finally:
         shutil.rmtree(other.root, ignore_errors=True)
+
+
+def test_a_server_that_cannot_start_is_one_line_and_exit_one(fresh: Home) -> None:
+    """The Prefect port is taken by something that is not a Prefect server: the command says
+    it could not start it, and why, in one line."""
+    assert fresh.services("up").returncode == 0  # Redis and PostgreSQL answer
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        port = squatter.getsockname()[1]
+        redis, pg = (int(fresh.env[f"SLUICE_{name}_PORT"]) for name in ("REDIS", "PG"))
+        other = _home({"redis": redis, "pg": pg, "prefect": port})
+        try:
+            result = other.sluice("ingest", str(weather_csv(other.root / "d.csv", rows=10)))
+        finally:
+            shutil.rmtree(other.root, ignore_errors=True)
+
+    assert result.returncode == 1, result.stdout + result.stderr
+    [line] = [x for x in result.stderr.splitlines() if x.startswith("error: ")]
+    assert line.startswith("error: could not start the local Prefect server: "), line
+    assert f"port 127.0.0.1:{port} is in use by another process" in line
+    assert "`sluice services up` says more" in line
+    assert result.stdout == ""  # no file was run
