@@ -5,7 +5,7 @@ stays within 1.2 times the smaller's (memory flat in file size); the baseline is
 file's run.
 
     .venv/bin/python -m bench.memory                      # 2,000,000 and 20,000,000 rows
-    .venv/bin/python -m bench.memory --rows 100000 1000000
+    .venv/bin/python -m bench.memory --rows 500000 5000000   # both above SLUICE_FUSE_BELOW_BYTES
 
 Each run's peak resident set comes from wait4(); the stage seconds in its run's summary
 artifact (read back from the Prefect API) show that every stage ran (the ledger row and cached

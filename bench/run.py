@@ -72,7 +72,7 @@ PLANS: dict[str, list[tuple[str, list[str]]]] = {
                 "40",
             ],
         ),  # fmt: skip
-        ("memory", ["--rows", "100000", "1000000"]),
+        ("memory", ["--rows", "500000", "5000000"]),
     ],
 }
 
