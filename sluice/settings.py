@@ -73,7 +73,8 @@ class Settings(BaseSettings):
         "services they need that do not answer (Prefect server, and Redis or PostgreSQL when "
         "the settings name the local ones), as `sluice services up` does, and say so in one "
         "line; later commands reuse them. false: nothing is started (without a Prefect server, "
-        "runs use Prefect's ephemeral API).",
+        "`ingest`, `demo` and `dlq replay` run on Prefect's ephemeral API; `serve` and `worker` "
+        "stop with an error).",
     )
     batch_rows: int = Field(default=65_536, ge=1_000, le=4_000_000, description="Rows per batch.")
     result_ttl_s: int = Field(
