@@ -16,6 +16,7 @@ import re
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -169,44 +170,89 @@ def rounds_within(rounds: int, budget_s: float | None) -> Iterator[int]:
 
 @dataclass(frozen=True)
 class CliRun:
-    """One `sluice ingest` in a new process: seconds, peak RSS, the stages its logs show ran."""
+    """One `sluice ingest` in a new process: seconds, peak RSS, the stages its run's summary
+    lists, its outcome line and what it said on stderr (a start line, notes)."""
 
     seconds: float
     peak_rss: int
     stages: tuple[str, ...]
     line: str
+    stderr: str = ""
 
 
 def sluice_cli(path: Path, dataset: str) -> CliRun:
-    """`sluice ingest --verbose` of a file not loaded before (ledger row and cached results
-    deleted first); the run logs' `stage=<name> ... outcome=ok` lines say which stages ran."""
+    """`sluice ingest PATH --dataset DATASET` in a new process, as a person's shell runs it, of a
+    file not loaded before (ledger row and cached results deleted first). Which stages ran: the
+    seconds per stage in its run's summary artifact, read back from the Prefect API."""
     from sluice.read import fingerprint
 
     with connect() as conn:
         drop_table(conn, dataset)
         forget_file(conn, fingerprint(path)[0])
     sluice = str(Path(sys.executable).with_name("sluice"))
-    # an in-process run (sluice.cli.run_files) set Prefect's console levels in os.environ,
-    # and the CLI keeps levels it inherits: --verbose would show no run logs
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_LOGGING_HANDLERS_")}
     started = time.perf_counter()
-    proc = subprocess.Popen(
-        [sluice, "ingest", "--verbose", str(path), "--dataset", dataset],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
-    )  # fmt: skip
-    assert proc.stdout is not None
-    output = proc.stdout.read()  # until it exits; wait4 then reaps it with its resource usage
-    _, status, usage = os.wait4(proc.pid, 0)
-    seconds = time.perf_counter() - started
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    proc.stdout.close()
-    if proc.returncode != 0:
-        raise SystemExit(f"sluice ingest of {path} failed:\n{output[-3000:]}")
-    ran = re.findall(r"stage=(\w+) file_id=\S+ seconds=\S+ outcome=ok", output)
-    lines = [line for line in output.splitlines() if line.startswith("loaded")]
-    if not lines:
-        raise SystemExit(f"sluice ingest did not load {path}:\n{output[-3000:]}")
-    return CliRun(seconds, usage.ru_maxrss * 1024, tuple(ran), lines[-1])
+    with tempfile.TemporaryFile("w+") as err:
+        proc = subprocess.Popen(
+            [sluice, "ingest", str(path), "--dataset", dataset],
+            stdout=subprocess.PIPE, stderr=err, text=True, env=shell_env(),
+        )  # fmt: skip
+        assert proc.stdout is not None
+        output = proc.stdout.read()  # until it exits; wait4 then reaps it with its resource usage
+        _, status, usage = os.wait4(proc.pid, 0)
+        seconds = time.perf_counter() - started
+        proc.stdout.close()
+        err.seek(0)
+        said = err.read()
+    if os.waitstatus_to_exitcode(status) != 0 or not output.startswith("loaded"):
+        raise SystemExit(f"sluice ingest of {path} did not load it:\n{output}\n{said[-3000:]}")
+    stages = summary_stages(dataset, path.name)
+    return CliRun(seconds, usage.ru_maxrss * 1024, stages, output.strip(), said)
+
+
+def shell_env() -> dict[str, str]:
+    """This environment as a person's shell has it: without what in-process runs of the CLI's
+    functions set here (Prefect's console levels, PREFECT_API_URL pointed at our server)."""
+    ours = get_settings().prefect_api_url
+    return {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("PREFECT_LOGGING_HANDLERS_")
+        and not (k == "PREFECT_API_URL" and v == ours)
+    }
+
+
+def prefect_api() -> str:
+    """The Prefect API the benchmarks' runs go to."""
+    return os.environ.get("PREFECT_API_URL") or get_settings().prefect_api_url
+
+
+def summary_stages(dataset: str, name: str) -> tuple[str, ...]:
+    """The stages (with seconds) in the summary artifact of the newest `ingest-file/<dataset>/
+    <name>` run: every stage that ran in that run, whichever process ran it."""
+    import httpx
+
+    api = prefect_api()
+    runs = httpx.post(
+        f"{api}/flow_runs/filter",
+        json={"flow_runs": {"name": {"any_": [f"ingest-file/{dataset}/{name}"]}},
+              "sort": "START_TIME_DESC", "limit": 1},
+    ).raise_for_status().json()  # fmt: skip
+    if not runs:
+        return ()
+    wanted = {"flow_run_id": {"any_": [runs[0]["id"]]}, "key": {"like_": "summary"}}
+    found = httpx.post(f"{api}/artifacts/filter", json={"artifacts": wanted})
+    text = "\n".join(str(a.get("data") or "") for a in found.raise_for_status().json())
+    table = text.partition("| stage | seconds |")[2].partition("\n\n")[0]  # tasks/observe.py
+    return tuple(re.findall(r"^\| (\w+) \| \d+\.\d+ \|$", table, flags=re.MULTILINE))
+
+
+def services(command: str, *names: str) -> int:
+    """`scripts/services.sh COMMAND NAMES` on the benchmarks' SLUICE_HOME; its exit status."""
+    from bench import PROJECT_ROOT
+
+    script = str(PROJECT_ROOT / "scripts" / "services.sh")
+    env = {**shell_env(), "SLUICE_HOME": str(get_settings().home)}
+    return subprocess.run(["bash", script, command, *names], env=env).returncode
 
 
 @dataclass(frozen=True)

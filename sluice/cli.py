@@ -12,9 +12,9 @@ import json
 import os
 import sys
 import time
-import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -31,8 +31,10 @@ if TYPE_CHECKING:
 
     from sluice.checkpoints import Keys
     from sluice.dlq import Letter, Replayed
+    from sluice.services.local import Starting
 
 _DEBUG = False
+_COMMAND = False  # this process is the `sluice` command (main), not a caller of its functions
 
 
 def one_line(exc: BaseException) -> str:
@@ -118,17 +120,77 @@ def _options(
     _DEBUG = debug
 
 
-def _use_local_prefect(settings: Settings) -> str | None:
-    """Point Prefect at the project's server when it is up and nothing else was chosen."""
-    if os.environ.get("PREFECT_API_URL"):
-        return os.environ["PREFECT_API_URL"]
-    try:
-        with urllib.request.urlopen(f"{settings.prefect_api_url}/health", timeout=1):
-            pass
-    except OSError:
-        return None  # Prefect's ephemeral API, in this process
-    os.environ["PREFECT_API_URL"] = settings.prefect_api_url
-    return settings.prefect_api_url
+@dataclass
+class _Runs:
+    """Where a command's flow runs go (None: Prefect's ephemeral API, in this process), and the
+    local services being started for them."""
+
+    api: str | None
+    starting: Starting | None = None
+
+    def ready(self) -> None:
+        """Wait until the services being started answer (before the first run)."""
+        if self.starting is not None:
+            self.starting.wait()
+            self.starting = None
+
+
+def _runs_api(settings: Settings) -> _Runs:
+    """Where this command's runs go, with the local services they need started when they do not
+    answer (SLUICE_START_SERVICES), in the background: `.ready()` waits for them.
+
+    Prefect's own PREFECT_API_URL (environment, profile, a test's harness) is used as it is;
+    unset, the project's server (SLUICE_PREFECT_API_URL) when it answers, else the local one is
+    started. Redis and PostgreSQL are started when the settings name the local ones, never
+    others. One line on stderr says what is being started; later commands find it up.
+    """
+    from sluice.services import local
+
+    start = settings.start_services
+    down = local.down_in_sink(settings) if start else []
+    starting = local.start(down, settings.home) if down else None
+    ours = settings.prefect_api_url
+    api = os.environ.get("PREFECT_API_URL") or None
+    if api is None and local.prefect_answers(ours):
+        api = _point_prefect_at(ours)
+    else:
+        api = api or _configured_prefect_api()
+        if start and api in (None, ours) and local.is_local("prefect", ours):
+            if api is None or not local.prefect_answers(ours):
+                starting = local.also_start(starting, ["prefect"], settings.home)
+                api = _point_prefect_at(ours)
+    if starting is not None:
+        err.print(_starting_line(starting.names, settings), highlight=False, soft_wrap=True)
+    return _Runs(api, starting)
+
+
+def _starting_line(names: list[str], settings: Settings) -> str:
+    """`starting the local Prefect server (...); later commands reuse it; UI http://...`"""
+    from sluice.services import local
+
+    it = "it" if len(names) == 1 else "them"
+    ui = f"; UI {settings.prefect_api_url.removesuffix('/api')}" if "prefect" in names else ""
+    return (
+        f"starting the local {local.describe(names)} (`sluice services up`, in "
+        f"{settings.home / 'services'}); later commands reuse {it}{ui}"
+    )
+
+
+def _point_prefect_at(url: str) -> str:
+    """PREFECT_API_URL for this process (Prefect re-reads it if it is imported already)."""
+    os.environ["PREFECT_API_URL"] = url
+    if "prefect.context" in sys.modules:
+        from prefect.context import refresh_global_settings_context
+
+        refresh_global_settings_context()
+    return url
+
+
+def _configured_prefect_api() -> str | None:
+    """The API Prefect's own configuration names (a profile, a test's harness), if any."""
+    from prefect.settings import get_current_settings
+
+    return get_current_settings().api.url or None
 
 
 def _quiet_prefect_console(verbose: bool) -> None:
@@ -166,17 +228,26 @@ def _not_detail(record: Any) -> bool:
 
 
 def run_files(
-    paths: list[Path], dataset: str | None, verbose: bool = False, *, quiet: bool = False
+    paths: list[Path],
+    dataset: str | None,
+    verbose: bool = False,
+    *,
+    quiet: bool = False,
+    ready: Callable[[], None] | None = None,
 ) -> list[FileOutcome]:
     """Run `ingest_file` for each path in this process, printing each file's line as it ends
-    (unless quiet), with a progress bar per file on a terminal's stderr."""
+    (unless quiet), with a progress bar per file on a terminal's stderr. `ready` is called
+    once the flows are imported, before the first run (it waits for services being started)."""
     _quiet_prefect_console(verbose)
     from flows.ingest_file import ingest_file
     from tasks.observe import listening
     from tasks.policy import one_client
 
+    _imported()
+    if ready is not None:
+        ready()
     outcomes = []
-    with _Bars(paths) as bars, listening(bars.advance), one_client():
+    with _Bars(paths) as bars, listening(bars.advance), one_client(), _no_heartbeats():
         for path in paths:
             started = time.perf_counter()
             bars.start(path)
@@ -186,6 +257,28 @@ def run_files(
             if not quiet:
                 _print(outcomes[-1])
     return outcomes
+
+
+def _imported() -> None:
+    """In the `sluice` command, what is imported now lives as long as the process: the garbage
+    collector stops looking at it (measured: a full collection over Prefect's and Great
+    Expectations' objects cost 1.3 s in a run, and 1.4 s more at exit). Not in a process that
+    only calls the CLI's functions (tests, benchmarks): their objects stay collectable."""
+    if _COMMAND:
+        import gc
+
+        gc.freeze()
+
+
+@contextmanager
+def _no_heartbeats() -> Iterator[None]:
+    """This command's runs send no heartbeats: the sync engine waits up to 1 s for its
+    heartbeat thread at each run's end, and nothing watches a run of a terminal (the zombie
+    automation is `sluice worker`'s, for its own runs)."""
+    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+
+    with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+        yield
 
 
 class _Bars:
@@ -287,9 +380,8 @@ def ingest(
     One line per file: outcome, rows, file id, seconds, path -> table. Exit status 0 when
     every file is loaded or a duplicate, else 1.
     """
-    settings = get_settings()
-    _use_local_prefect(settings)
-    outcomes = run_files(paths, dataset, verbose, quiet=as_json)
+    runs = _runs_api(get_settings())
+    outcomes = run_files(paths, dataset, verbose, quiet=as_json, ready=runs.ready)
     if as_json:
         _json([_outcome_dict(o) for o in outcomes])
     elif len(outcomes) > 1:
@@ -410,10 +502,7 @@ def serve(
     """Serve the deployments and watch the inbox until Ctrl-C. Example: sluice serve"""
 
     settings = get_settings()
-    api = _use_local_prefect(settings)
-    if api is None:  # serve needs a real server: triggers, schedules and the UI live there
-        _services("up", ["prefect"])
-        api = _use_local_prefect(settings)
+    api = _real_server(settings, "serve")
     _quiet_prefect_console(verbose)
     _console_logging(verbose)
     from deployments.serve import serve as run_serve
@@ -445,12 +534,29 @@ def worker(
 
     # Before Prefect is imported: runs send heartbeats, so a dead worker's runs end Crashed.
     os.environ.setdefault("PREFECT_FLOWS_HEARTBEAT_FREQUENCY", "30")
-    _use_local_prefect(get_settings())
+    _real_server(get_settings(), "worker")
     _quiet_prefect_console(verbose)
     _console_logging(verbose)
     from deployments.worker import work
 
     work(pool=pool, concurrency=concurrency, writers=writers, name=name, crash_after_s=crash_after)
+
+
+def _real_server(settings: Settings, command: str) -> str:
+    """The Prefect API of a long-lived command (started if it is the local one and down): it
+    needs a real server, where triggers, schedules, work pools and the UI live."""
+    runs = _runs_api(settings)
+    runs.ready()
+    if runs.api is None:
+        err.print(
+            f"error: `sluice {command}` needs a Prefect server; none answers at "
+            f"{settings.prefect_api_url}: start it with `sluice services up prefect`, "
+            "or set PREFECT_API_URL",
+            highlight=False,
+            soft_wrap=True,
+        )
+        raise typer.Exit(1)
+    return runs.api
 
 
 def _services(command: str, names: list[str]) -> None:
@@ -499,14 +605,14 @@ def demo(rows: Annotated[int, typer.Option(help="Rows per generated file.")] = 2
     """
     from sluice import demo as sample
 
-    api = _use_local_prefect(get_settings())
+    runs = _runs_api(get_settings())
     with sample.own_settings(get_settings()) as settings:
         files = sample.write_inbox(settings.inbox, rows=rows)
         out.print(f"wrote {len(files)} sample files under {settings.inbox}", soft_wrap=True)
         out.print(f"rules: {settings.datasets}", soft_wrap=True, highlight=False)
-        run_files(files, None)
+        run_files(files, None, ready=runs.ready)
         _show_landed(settings)
-    if api:
+    if api := runs.api:
         out.print(
             f"Prefect UI: {api.removesuffix('/api')}/runs "
             "(flow runs are named ingest-file/<dataset>/<file>)",
@@ -616,12 +722,14 @@ def dlq_replay(
         raise typer.BadParameter("give letter ids or --all (not both)")
     if dataset and not all_:
         raise typer.BadParameter("--dataset goes with --all")
-    settings = get_settings()
-    _use_local_prefect(settings)
+    runs = _runs_api(get_settings())
     _quiet_prefect_console(verbose)
     from flows.replay import replay
 
-    state = replay(ids=keys or None, all=all_, dataset=dataset, return_state=True)
+    _imported()
+    runs.ready()
+    with _no_heartbeats():
+        state = replay(ids=keys or None, all=all_, dataset=dataset, return_state=True)
     summary = state.result(raise_on_failure=False)
     if not isinstance(summary, list):
         err.print(f"replay failed: {summary}", highlight=False, soft_wrap=True)
@@ -773,7 +881,11 @@ def _relative(path: Path, base: Path) -> str:
 
 
 def main() -> None:
+    global _COMMAND
+    _COMMAND = True
     try:
         app()
     except KeyboardInterrupt:
         sys.exit(130)
+    finally:
+        _imported()  # the interpreter's last collection at exit skips what the command built

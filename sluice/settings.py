@@ -63,8 +63,18 @@ class Settings(BaseSettings):
     )
     prefect_api_url: str = Field(
         default="http://127.0.0.1:54200/api",
-        description="The local Prefect server `sluice services up` starts; used when it answers "
-        "and PREFECT_API_URL is unset, otherwise runs use Prefect's ephemeral API.",
+        description="The project's Prefect server, where runs go when Prefect's own "
+        "PREFECT_API_URL is not set (environment or profile). The local one (`sluice services "
+        "up prefect`) is started by the commands that run flows when it does not answer.",
+    )
+    start_services: bool = Field(
+        default=True,
+        description="`ingest`, `demo`, `dlq replay`, `serve` and `worker` start the local "
+        "services they need that do not answer (Prefect server, and Redis or PostgreSQL when "
+        "the settings name the local ones), as `sluice services up` does, and say so in one "
+        "line; later commands reuse them. false: nothing is started (without a Prefect server, "
+        "`ingest`, `demo` and `dlq replay` run on Prefect's ephemeral API; `serve` and `worker` "
+        "stop with an error).",
     )
     batch_rows: int = Field(default=65_536, ge=1_000, le=4_000_000, description="Rows per batch.")
     result_ttl_s: int = Field(

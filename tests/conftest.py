@@ -23,6 +23,7 @@ os.environ.update(
     SLUICE_REDIS_URL=f"redis://127.0.0.1:{REDIS_PORT}/{REDIS_DB}",
     SLUICE_DATASETS=str(_HOME / "datasets.yaml"),
     SLUICE_PREFECT_API_URL="http://127.0.0.1:9/api",  # never a developer's running server
+    SLUICE_START_SERVICES="false",  # a test that needs services has them; none is started
     SLUICE_RETRIES="2",
     SLUICE_RETRY_BACKOFF_S="0.1",
     SLUICE_LOCK_TIMEOUT_S="1",

@@ -30,7 +30,7 @@ REPO = Path(__file__).resolve().parents[1]
 SLUICE = str(Path(sys.executable).with_name("sluice"))
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
@@ -124,7 +124,7 @@ class Run:
 def stack() -> Iterator[Stack]:
     home = Path(tempfile.mkdtemp(prefix="sluice-reliability-"))
     home.chmod(0o755)  # PostgreSQL runs as its own OS user when the tests run as root
-    ports = {"redis": _free_port(), "pg": _free_port(), "prefect": _free_port()}
+    ports = {"redis": free_port(), "pg": free_port(), "prefect": free_port()}
     env = {
         **os.environ,
         "SLUICE_HOME": str(home),
@@ -139,6 +139,8 @@ def stack() -> Iterator[Stack]:
         "SLUICE_RETRIES": "5",
         "SLUICE_RETRY_BACKOFF_S": "0.5",  # 0.5, 1, 2, 4, 8 s: outlasts a service restart
         "SLUICE_LOCK_TIMEOUT_S": "5",
+        # a service a test stopped stays down: `sluice ingest` must not start it again
+        "SLUICE_START_SERVICES": "false",
         # The stack's Prefect server keeps its database in the stack's PostgreSQL: while a test
         # restarts PostgreSQL, the API answers 500, which Prefect's client retries only if told
         "PREFECT_CLIENT_RETRY_EXTRA_CODES": "500",

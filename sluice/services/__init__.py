@@ -17,13 +17,22 @@ from pathlib import Path
 SCRIPT = "services.sh"
 
 
-def run(command: str, names: list[str], *, home: Path) -> int:
-    """`services.sh COMMAND NAMES` on `home` (SLUICE_HOME); its exit status."""
-    env = {
+def script_env(home: Path) -> dict[str, str]:
+    """The script's environment: this one, on `home` (SLUICE_HOME), with this Python's prefect."""
+    return {
         **os.environ,
         "SLUICE_HOME": str(home),
         "SLUICE_PYTHON": sys.executable,
         "SLUICE_SERVICES_COMMAND": "sluice services",
     }
+
+
+def script_path() -> Path:
+    """The packaged script as a file (an installed package's files are files)."""
+    return Path(str(files(__name__) / SCRIPT))
+
+
+def run(command: str, names: list[str], *, home: Path) -> int:
+    """`services.sh COMMAND NAMES` on `home` (SLUICE_HOME); its exit status."""
     with as_file(files(__name__) / SCRIPT) as script:
-        return subprocess.call(["bash", str(script), command, *names], env=env)
+        return subprocess.call(["bash", str(script), command, *names], env=script_env(home))

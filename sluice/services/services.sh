@@ -349,6 +349,9 @@ tsdb_ensure() {
 }
 
 # ensure_installed MODE SERVICE...: MODE "install" warns where "up" fails (prefect's venv).
+# As root it installs what is missing, unless SLUICE_SERVICES_CHECK_ONLY is set (a command that
+# starts the services it needs, `sluice ingest`, never installs Debian packages): then, as for
+# another user, it only says what is missing.
 ensure_installed() {
 	local mode=$1 s missing=()
 	shift
@@ -361,7 +364,7 @@ ensure_installed() {
 		chromium) pkgs+=("${BROWSER_PKGS[@]}") ;;
 		esac
 	done
-	if is_root; then
+	if is_root && [[ -z ${SLUICE_SERVICES_CHECK_ONLY:-} ]]; then
 		if ((${#pkgs[@]})); then
 			apt_ensure "${pkgs[@]}"
 		fi
@@ -391,6 +394,7 @@ ensure_installed() {
 		if ((${#missing[@]})); then
 			log "$PROG: missing:"
 			printf '  - %s\n' "${missing[@]}" >&2
+			if is_root; then die "install them first: $SELF install"; fi
 			die "run as root to install them: sudo $SELF install"
 		fi
 	fi
@@ -854,6 +858,7 @@ Profiles: SLUICE_PROFILE=local (default: the Prefect server on this cluster's Po
   Docket in Redis databases SLUICE_PREFECT_REDIS_DB (1) and SLUICE_PREFECT_DOCKET_DB (2)).
 
 Environment: SLUICE_HOME (default ~/.sluice; as root /var/lib/sluice; now $SLUICE_HOME),
+  SLUICE_SERVICES_CHECK_ONLY (set: up never installs, as root too; it says what is missing),
   SLUICE_PYTHON (the Python whose environment holds prefect), SLUICE_REDIS_PORT (56379),
   SLUICE_PG_PORT (55432), SLUICE_PREFECT_PORT (54200), SLUICE_CACHE (~/.cache/sluice),
   SLUICE_TIMESCALEDB_VERSION (pick a cached build), SLUICE_TIMESCALEDB_SUITE (trixie),

@@ -22,7 +22,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.fix_stack import REPO, SLUICE, Stack, _free_port, stop, wait_for
+from tests.fix_stack import REPO, SLUICE, Stack, free_port, stop, wait_for
 
 PREFECT = str(Path(SLUICE).with_name("prefect"))
 CONCURRENCY_LIMIT = 4  # ingest-file's concurrency_limit in prefect.yaml
@@ -122,7 +122,7 @@ def _prefect(env: dict[str, str], *args: str) -> None:
 @pytest.fixture(scope="module")
 def production(stack: Stack) -> Iterator[Production]:
     home = Path(tempfile.mkdtemp(prefix="sluice-scaleout-"))
-    port = _free_port()
+    port = free_port()
     env = {
         **stack.env,
         "SLUICE_HOME": str(home),
