@@ -85,7 +85,10 @@ def test_sigkill_mid_stage_then_a_new_run_loads_the_file_once(stack: Stack, poin
     assert again.outcomes() == ["loaded"]
     exactly_once(stack, dataset, {path: ROWS}, fault=f"SIGKILL during {point}", runs=2)
     if point == "validate":  # the new run resumed after the last good stage
-        states = _task_states(stack, f"ingest-file/{dataset}/a.csv")
+        name = f"ingest-file/{dataset}/a.csv"
+        # the server records task states from the run's events, in batches (up to 1 s late)
+        wait_for(lambda: "load" in _task_states(stack, name), 15, "the new run's load task")
+        states = _task_states(stack, name)
         assert states["read"] == "Cached" and states["infer_schema"] == "Cached", states
         assert states["validate"] == "Completed", states
 
@@ -111,7 +114,12 @@ def test_sigkill_mid_one_pass_then_a_new_run_loads_the_file_once(stack: Stack, p
     assert again.returncode == 0, again.stderr
     assert again.outcomes() == ["loaded"]
     exactly_once(stack, dataset, {path: ROWS}, fault=f"SIGKILL in one pass at {point}", runs=2)
-    assert _task_states(stack, f"ingest-file/{dataset}/a.csv").get("onepass") == "Completed"
+    # the server records a task's states from the run's events, in batches (up to 1 s late)
+    wait_for(
+        lambda: _task_states(stack, f"ingest-file/{dataset}/a.csv").get("onepass") == "Completed",
+        timeout=15,
+        what="the new run's one-pass task Completed on the server",
+    )
 
 
 def test_sigkill_right_after_commit_then_a_new_run_is_a_duplicate(stack: Stack) -> None:
