@@ -86,10 +86,9 @@ def queued_paths() -> set[str]:
 def find_waiting(quiet_s: float) -> Found:
     settings = get_settings()
     found = Found()
-    queued = queued_paths()
     r = checkpoints.client(settings.redis_url.get_secret_value())
     now = time.time()
-    versions: list[tuple[Path, int, int]] = []
+    candidates: list[tuple[Path, int, int]] = []
     for path in waiting_files(settings.inbox):
         try:
             st = path.stat()
@@ -97,11 +96,15 @@ def find_waiting(quiet_s: float) -> Found:
             continue
         if now - st.st_mtime < quiet_s:
             found.still_written += 1
-            continue
-        if str(path) in queued or held(str(path)):  # a run asked for, or serve's sensor has it
+        elif held(str(path)):  # serve's sensor has it: its run is not created yet
             found.queued += 1
-            continue
-        versions.append((path, st.st_size, st.st_mtime_ns))
+        else:
+            candidates.append((path, st.st_size, st.st_mtime_ns))
+    # Asked after the sensor's holds: a file it let go had its run created before, so the run
+    # is live here or done (in the ledger or locked below), never a second run's to start.
+    queued = queued_paths()
+    versions = [c for c in candidates if str(c[0]) not in queued]
+    found.queued += len(candidates) - len(versions)
     with sink.connect(settings.dsn()) as conn:
         keys = ledger.keys(conn, settings.schema_name)
         seen = ledger.handled(conn, r, keys, [(str(p), s, m) for p, s, m in versions])
