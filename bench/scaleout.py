@@ -1,15 +1,18 @@
 """Benchmark: files/s of `sluice worker` processes on a work pool, with one worker and with two,
 and where the CPU goes while they run.
 
-Needs a Prefect server with Sluice's deployments in the pool `sluice` (`prefect deploy --all`;
-the bench runs it when ingest-file is missing) and the services of the environment
-(SLUICE_DATABASE_URL, SLUICE_REDIS_URL, PREFECT_API_URL). Per round: M new small files are
-written to a fresh inbox folder, the workers are started (and have imported everything), then
-one ingest-file run per file is created through the API; measured from the first run created
-until the last ledger row is visible: files/s. The CPU seconds of each worker, of the Prefect
-server (its process group), of PostgreSQL and of Redis over that span say where the time went.
+Needs a Prefect server with Sluice's deployments in the pool `sluice` (`prefect deploy
+--all`; the bench runs it when ingest-file is missing or not on that pool) and the services of
+the environment (SLUICE_DATABASE_URL, SLUICE_REDIS_URL, PREFECT_API_URL). Per round: M new
+small files are written to a fresh inbox folder, the workers are started (and have imported
+everything), then one ingest-file run per file is created through the API; measured from the
+first run created until the last ledger row is visible: files/s. The CPU seconds of each
+worker, of the Prefect server (its process group), of PostgreSQL and of Redis over that span
+say where the time went; each tier's idle rate, measured first with no run going, is taken
+off before the CPU per file (the server's background services loop whether files come or not).
 
     .venv/bin/python -m bench.scaleout [--files 40] [--rows 200] [--workers 1 2] [--concurrency 3]
+        [--idle-s 30]
 
 Prints numbers; asserts nothing.
 """
@@ -85,15 +88,35 @@ def _table() -> list[tuple[int, int, str]]:
 TARGETS = (10, 100, 1_000)  # files/s of the capacity table
 
 
-def capacity(cpu: dict[str, float], files: int) -> list[str]:
-    """Lines of the capacity table: CPU seconds per file of each tier, and the cores it needs
-    at each target rate (at full use, before headroom)."""
-    lines = [f"  {'tier':<24} {'CPU s/file':>10}  " + "  ".join(f"{t:>6,}/s" for t in TARGETS)]
+def capacity(cpu: dict[str, float], files: int, idle: dict[str, float]) -> list[str]:
+    """Lines of the capacity table: CPU seconds per file of each tier over what it burns idle,
+    and the cores it needs at each target rate (at full use, before headroom): idle cores plus
+    per-file seconds times the rate. `cpu` holds the round's CPU above the idle rate."""
+    head = f"  {'tier':<24} {'idle cores':>10} {'CPU s/file':>10}  "
+    lines = [head + "  ".join(f"{t:>6,}/s" for t in TARGETS)]
     for tier, seconds in cpu.items():
-        per = seconds / files
-        cores = "  ".join(f"{per * t:>8.1f}" for t in TARGETS)
-        lines.append(f"  {tier:<24} {per:>10.3f}  {cores}")
+        per, still = seconds / files, idle.get(tier, 0.0)
+        cores = "  ".join(f"{still + per * t:>8.1f}" for t in TARGETS)
+        lines.append(f"  {tier:<24} {still:>10.2f} {per:>10.3f}  {cores}")
     return lines
+
+
+def idle_cores(seconds: float) -> dict[str, float]:
+    """Cores each tier of this environment burns with no run going (the Prefect server's
+    background services poll and loop), over `seconds`."""
+    ports = _ports()
+    before = {k: {p: cpu_seconds(p) for p in v} for k, v in processes(*ports).items()}
+    time.sleep(seconds)
+    return {
+        k: sum(max(0.0, cpu_seconds(p) - was) for p, was in pids.items()) / seconds
+        for k, pids in before.items()
+    }
+
+
+def _ports() -> tuple[str, str, str]:
+    api_port = os.environ["PREFECT_API_URL"].rsplit(":", 1)[1].split("/")[0]
+    pg_data = f"{get_settings().home}/services/pg/data"  # scripts/services.sh's cluster
+    return api_port, pg_data, os.environ.get("SLUICE_REDIS_PORT", "56379")
 
 
 class Api:
@@ -108,8 +131,12 @@ class Api:
 
 
 def ensure_deployed(api: Api, env: dict[str, str]) -> str:
+    """ingest-file's deployment on the pool `sluice` (prefect.yaml). One that `sluice serve`
+    applied has no pool: no worker would ever take its runs, so it is deployed again."""
     try:
-        return str(api("deployments/name/ingest-file/ingest-file")["id"])
+        found = api("deployments/name/ingest-file/ingest-file")
+        if found.get("work_pool_name") == "sluice":
+            return str(found["id"])
     except httpx.HTTPStatusError:
         pass
     for args in (["work-pool", "create", "sluice", "--type", "process"], ["deploy", "--all"]):
@@ -146,9 +173,7 @@ def one_round(args: argparse.Namespace, workers: int, api: Api, dep: str) -> dic
     env = {**os.environ, "SLUICE_HOME": str(home), "SLUICE_METRICS_PORT": "0"}
     procs = start_workers(workers, args.concurrency, env, home)
     warm = {p.pid: cpu_seconds(p.pid) for p in procs}
-    api_port = os.environ["PREFECT_API_URL"].rsplit(":", 1)[1].split("/")[0]
-    pg_data = f"{get_settings().home}/services/pg/data"  # scripts/services.sh's cluster
-    ports = (api_port, pg_data, os.environ.get("SLUICE_REDIS_PORT", "56379"))
+    ports = _ports()
     others = {k: {p: cpu_seconds(p) for p in v} for k, v in processes(*ports).items()}
     started = time.monotonic()
     for path in sorted(inbox.iterdir()):
@@ -178,21 +203,28 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=200)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--concurrency", type=int, default=3)
+    parser.add_argument("--idle-s", type=float, default=30, help="seconds measuring idle CPU")
     args = parser.parse_args()
     api = Api(os.environ["PREFECT_API_URL"])
     dep = ensure_deployed(api, dict(os.environ))
     print(f"{args.files} files of {args.rows} rows, {args.concurrency} runs per worker, "
           f"{os.cpu_count()} cores")  # fmt: skip
+    idle = idle_cores(args.idle_s)
+    print("idle, no run going: " + ", ".join(f"{k} {v:.3f} cores" for k, v in idle.items()))
     for workers in args.workers:
         r = one_round(args, workers, api, dep)
         busy = ", ".join(
             f"{k} {v:.0f} s ({v / r['seconds']:.2f} cores)" for k, v in r["cpu"].items()
         )
         print(f"{workers} worker(s): {r['seconds']:.1f} s, {r['files_s']:.2f} files/s; CPU: {busy}")
-        print(f"cores needed, from the CPU per file ({args.files} files of {args.rows} rows):")
+        print(f"cores needed, CPU per file over idle ({args.files} files, {args.rows} rows):")
         workers_cpu = sum(v for k, v in r["cpu"].items() if k.startswith("worker"))
-        tiers = {k: v for k, v in r["cpu"].items() if not k.startswith("worker")}
-        for line in capacity({"sluice worker(s)": workers_cpu, **tiers}, args.files):
+        tiers = {
+            k: max(0.0, v - idle.get(k, 0.0) * r["seconds"])
+            for k, v in r["cpu"].items()
+            if not k.startswith("worker")
+        }
+        for line in capacity({"sluice worker(s)": workers_cpu, **tiers}, args.files, idle):
             print(line)
 
 
