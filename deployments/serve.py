@@ -176,10 +176,10 @@ class WarmExecutor:
     UI). `housekeeping` runs every `housekeeping_s` on the polling client (worker heartbeats,
     re-reading the deployments).
 
-    With `run_heartbeats` False (serve) a run sends no heartbeats: Prefect's sync engine joins
-    its heartbeat thread at the run's end, which sleeps in 1 s steps (measured: a 0-task run
-    1.1 s with it, 0.12 s without; docs/decisions.md). `sluice worker` keeps them (True): the
-    zombie automation that crashes a dead worker's runs needs them.
+    With `run_heartbeats` False (serve) a run sends no heartbeats. `sluice worker` keeps them
+    (True): the zombie automation that crashes a dead worker's runs needs them. Either way a
+    run does not wait for its heartbeat thread at its end (Prefect's sync engine did, up to
+    1 s: `_heartbeats_unjoined` below; docs/decisions.md).
     """
 
     flows: dict[UUID, Flow[Any, Any]]
@@ -419,6 +419,24 @@ def _no_suspension_observer(*_args: Any, **_kwargs: Any) -> Iterator[None]:
 # (measured: 15 % of serve's CPU). Sluice's flows are never suspended (a Pause would leave a
 # file half-way; cancel and replay instead), so the runs of this process are not watched.
 setattr(flow_engine, "observe_flow_run_suspension", _no_suspension_observer)  # noqa: B010
+
+_prefect_heartbeats = flow_engine._send_heartbeats
+
+
+@contextmanager
+def _heartbeats_unjoined(engine: Any, join_on_exit: bool = True) -> Iterator[None]:
+    """Prefect's heartbeat thread for a run, not joined at the run's end, as Prefect's async
+    engine does: the sync engine waits for the thread, which sleeps in 1 s steps, so each run of
+    `sluice worker` held its thread up to 1 s after its last stage. The thread stops itself at
+    its next step and sends nothing for a run in a final state."""
+    del join_on_exit
+    with _prefect_heartbeats(engine, join_on_exit=False):
+        yield
+
+
+# The runs of this process (serve's and `sluice worker`'s threads, `sluice ingest`) do not wait
+# for their heartbeat threads; those that send heartbeats (the worker's) still send them.
+setattr(flow_engine, "_send_heartbeats", _heartbeats_unjoined)  # noqa: B010
 
 
 def serve(
