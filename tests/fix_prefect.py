@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -38,16 +39,26 @@ def per_stage(settings: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(settings, "one_pass", False)
 
 
-def task_states(flow_run_id: Any) -> dict[str, str]:
-    """State name of each task of a flow run, by task name (`read` -> `Cached`)."""
+def task_states(flow_run_id: Any, timeout_s: float = 15) -> dict[str, str]:
+    """State name of each task of a finished flow run, by task name (`read` -> `Cached`).
+
+    The server records task states from the run's events, after the run has ended (in batches,
+    later still on a busy machine): this waits until none of its tasks is shown unfinished."""
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
-    async def read() -> dict[str, str]:
+    async def read() -> dict[str, tuple[str, bool]]:
         async with get_client() as client:
             runs = await client.read_task_runs(
                 flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id]))
             )
-        return {r.task_key.split("-")[0]: r.state.name for r in runs if r.state}
+        return {
+            r.task_key.split("-")[0]: (r.state.name, r.state.is_final()) for r in runs if r.state
+        }
 
-    return asyncio.run(read())
+    deadline = time.monotonic() + timeout_s
+    while True:
+        states = asyncio.run(read())
+        if all(final for _, final in states.values()) or time.monotonic() > deadline:
+            return {task: name for task, (name, _) in states.items()}
+        time.sleep(0.1)
