@@ -33,8 +33,8 @@ import httpx
 
 from bench import PROJECT_ROOT
 from bench.cpu import cpu_seconds
-from sluice import load as sink
-from sluice.read import fingerprint
+from sluice.load import transaction as sink
+from sluice.read.raw import fingerprint
 from sluice.settings import get_settings
 from tests.data import weather_csv
 

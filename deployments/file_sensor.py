@@ -23,10 +23,11 @@ import psycopg
 import redis
 from prefect.events import emit_event
 
-from sluice import checkpoints, ledger, metrics, status
-from sluice import load as sink
+from sluice import ledger, metrics, status
+from sluice.load import transaction as sink
 from sluice.sensor import Arrival, InboxSensor
 from sluice.settings import Settings, get_settings
+from sluice.state import checkpoints
 
 ARRIVED = "sluice.file.arrived"
 RESOURCE_MATCH = "sluice.file.arrival.*"

@@ -151,8 +151,9 @@ def deployments() -> list[tuple[Flow[Any, Any], Any]]:
 def keep_writers_limit(limit: int) -> Callable[[SyncPrefectClient], None]:
     """Set the sink's writer slots (tasks/load.py takes one per load) and return the chore
     that keeps the setting alive (it expires an hour after the last serve or worker left)."""
-    from sluice import checkpoints, ledger
-    from sluice.locks import set_writers_limit
+    from sluice import ledger
+    from sluice.state import checkpoints
+    from sluice.state.locks import set_writers_limit
 
     settings = get_settings()
     keys = ledger.keys_for(settings.dsn(), settings.schema_name)

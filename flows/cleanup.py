@@ -6,10 +6,11 @@ from dataclasses import asdict
 
 from prefect import flow, get_run_logger, task
 
-from sluice import checkpoints, janitor, ledger
-from sluice import load as sink
+from sluice import ledger
 from sluice.errors import translating
+from sluice.load import transaction as sink
 from sluice.settings import get_settings
+from sluice.state import checkpoints, janitor
 
 
 @task(name="sweep-leftovers", retries=2, retry_delay_seconds=5)

@@ -18,11 +18,12 @@ from prefect.artifacts import create_table_artifact
 from prefect.runtime import flow_run
 
 from flows.ingest_file import ingest_file
-from sluice import checkpoints, dlq, ledger
-from sluice.checkpoints import Keys
+from sluice import ledger
 from sluice.contracts import FileOutcome
 from sluice.errors import SluiceError, TerminalError
 from sluice.settings import get_settings
+from sluice.state import checkpoints, dlq
+from sluice.state.checkpoints import Keys
 
 
 def run_name() -> str:

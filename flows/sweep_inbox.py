@@ -28,11 +28,12 @@ from prefect.exceptions import ObjectNotFound
 
 from flows.cleanup import sweep_leftovers
 from flows.ingest_file import ingest_file
-from sluice import checkpoints, ledger
-from sluice import load as sink
-from sluice.read import fingerprint
+from sluice import ledger
+from sluice.load import transaction as sink
+from sluice.read.raw import fingerprint
 from sluice.sensor import held, waiting_files
 from sluice.settings import get_settings
+from sluice.state import checkpoints
 
 INGEST_DEPLOYMENT = "ingest-file/ingest-file"
 

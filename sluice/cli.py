@@ -29,9 +29,9 @@ if TYPE_CHECKING:
     import redis
     from prefect.client.schemas.objects import State
 
-    from sluice.checkpoints import Keys
-    from sluice.dlq import Letter, Replayed
     from sluice.services.local import Starting
+    from sluice.state.checkpoints import Keys
+    from sluice.state.dlq import Letter, Replayed
 
 _DEBUG = False
 _COMMAND = False  # this process is the `sluice` command (main), not a caller of its functions
@@ -207,7 +207,7 @@ def _quiet_prefect_console(verbose: bool) -> None:
 # Loggers whose INFO lines a long-running command's terminal shows only with --verbose: each
 # stage's line, the readers' and validation's details, the task runs' states. The Prefect API
 # (the UI) gets the runs' logs either way; the terminal keeps each run's own lines.
-_DETAIL = ("sluice.stages", "sluice.readers", "sluice.validate", "prefect.task_runs")
+_DETAIL = ("sluice.stages", "sluice.read.readers", "sluice.validate", "prefect.task_runs")
 
 
 def _console_logging(verbose: bool) -> None:
@@ -417,8 +417,9 @@ def status(
     """Per dataset: files loaded and quarantined today, rows, last load, inbox lag, runs in
     flight, dead letters. Example: sluice status --json
     """
-    from sluice import checkpoints, ledger
-    from sluice import load as sink
+    from sluice import ledger
+    from sluice.load import transaction as sink
+    from sluice.state import checkpoints
     from sluice.status import gather
 
     settings = get_settings()
@@ -635,8 +636,9 @@ def _dead_letters(settings: Settings) -> Iterator[tuple[redis.Redis, Keys]]:
     name); an unknown letter or Redis down ends the command with 1."""
     import redis
 
-    from sluice import checkpoints, ledger
+    from sluice import ledger
     from sluice.errors import SluiceError
+    from sluice.state import checkpoints
 
     keys = ledger.keys_for(settings.dsn(), settings.schema_name)
     r = checkpoints.client(settings.redis_url.get_secret_value())
@@ -665,7 +667,7 @@ def dlq_list(
     as_json: Annotated[bool, typer.Option("--json", help="A JSON array, every field.")] = False,
 ) -> None:
     """The newest dead letter of each quarantined file, oldest first. Example: sluice dlq list"""
-    from sluice import dlq
+    from sluice.state import dlq
 
     with _dead_letters(get_settings()) as (r, keys):
         found = dlq.letters(r, keys, dataset=dataset, history=history)
@@ -688,7 +690,7 @@ def dlq_show(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object.")] = False,
 ) -> None:
     """Everything a dead letter says. Example: sluice dlq show 3f2a9c"""
-    from sluice import dlq
+    from sluice.state import dlq
 
     with _dead_letters(get_settings()) as (r, keys):
         letter = dlq.find(r, keys, key)
@@ -759,7 +761,7 @@ def dlq_drop(
     key: Annotated[str, typer.Argument(help="Letter id, or a file id (a unique prefix will do).")],
 ) -> None:
     """Delete one dead letter; the quarantined file stays. Example: sluice dlq drop 3f2a9c"""
-    from sluice import dlq
+    from sluice.state import dlq
 
     with _dead_letters(get_settings()) as (r, keys):
         letter = dlq.find(r, keys, key)
@@ -780,7 +782,7 @@ def forget(
     Example: sluice forget 3f2a9c1b7e04 --yes
     """
     from sluice import ledger
-    from sluice import load as sink
+    from sluice.load import transaction as sink
 
     settings = get_settings()
     with sink.connect(settings.dsn()) as conn:
@@ -829,10 +831,14 @@ def suite_init(
 
     Example: sluice suite init weather data/2024-03-01.csv
     """
-    from sluice import profile, read, schema, staging, suites
+    from sluice import staging
     from sluice.contracts import FileRef
     from sluice.datasets import load_rules
     from sluice.names import safe_identifier
+    from sluice.profile import stats as profile
+    from sluice.read import raw as read
+    from sluice.schema import inference as schema
+    from sluice.validate import suites
 
     settings = get_settings()
     name = safe_identifier(dataset, fallback="dataset")

@@ -84,7 +84,7 @@ class Column:
     nullable: bool
     scale: int = 0  # digits after the point, for numeric
     text_format: str = ""  # how text converts: "" ISO-like, "slash", "rfc2822", "epoch_s", ...
-    parts: tuple[str, ...] = ()  # a time made of these staged columns (sluice/timeparts.py)
+    parts: tuple[str, ...] = ()  # a time made of these staged columns (sluice/schema/timeparts.py)
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,8 +14,8 @@ import numpy as np
 import pyarrow as pa
 
 from sluice.contracts import FileRef, Lineage, Rejected, Staged
-from sluice.reject import keep_mask, rejected_rows
 from sluice.staging import iter_batches, read_schema
+from sluice.validate.reject import keep_mask, rejected_rows
 
 STAGE = "enrich"
 INGESTED_AT = "_ingested_at"  # also the time dimension of a file without a time column

@@ -3,7 +3,7 @@
     SluiceError                  every error Sluice raises on purpose: file, stage, hint
     ├── StagingLost              a cached stage result points at staged data that is gone:
     │                            the flow forgets the file's stage results and stages it again
-    ├── DeadLetterError          (sluice/dlq.py) a dead letter cannot be found or replayed as
+    ├── DeadLetterError          (sluice/state/dlq.py) a dead letter cannot be found or replayed as
     │                            asked; nothing was changed
     ├── ConfigError              datasets.yaml is wrong: the run fails, the file stays put
     ├── TransientError           may succeed on retry: retried with backoff, never quarantined

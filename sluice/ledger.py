@@ -28,11 +28,13 @@ import psycopg
 import redis
 from psycopg import sql
 
-from sluice import checkpoints, outbox, staging
-from sluice.checkpoints import Keys
+from sluice import staging
 from sluice.errors import SluiceError
-from sluice.load import connect, ensure_catalog
+from sluice.load import outbox
+from sluice.load.transaction import connect, ensure_catalog
 from sluice.settings import Settings
+from sluice.state import checkpoints
+from sluice.state.checkpoints import Keys
 
 FORGOTTEN = "sluice.file.forgotten"
 
@@ -167,7 +169,7 @@ def resolve(conn: Conn, key: str) -> str:
     the ledger; a full 64-digit id the ledger lacks is taken as it is (Redis may know it)."""
     path = Path(key).expanduser()
     if path.is_file():
-        from sluice.read import fingerprint  # pyarrow comes with sluice.read: only when needed
+        from sluice.read.raw import fingerprint  # pyarrow comes with sluice.read: only when needed
 
         return fingerprint(path)[0]
     found = find(conn, key)

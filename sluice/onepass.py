@@ -17,7 +17,7 @@ runs again with the types of the whole file, inferred first in a pass of its own
 
 Threads: the producer reads, converts, profiles and validates (it drives the validation, which
 pulls batches); an encoder turns the typed batches into COPY chunks a few ahead
-(sluice.prefetch); the caller's thread writes them to the connection. Memory is bounded by a
+(sluice.load.prefetch); the caller's thread writes them to the connection. Memory is bounded by a
 few batches, the sample, and the columns whole-file expectations read (the key).
 """
 
@@ -37,8 +37,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from sluice import drift, enrich, faults, load, profiles, read, validate, verdict
-from sluice.casts import convert_column
+from sluice import enrich, faults
 from sluice.contracts import (
     Column,
     FileRef,
@@ -49,11 +48,17 @@ from sluice.contracts import (
 )
 from sluice.datasets import DatasetRules
 from sluice.errors import SluiceError, UnreadableFile
+from sluice.load import transaction as load
 from sluice.names import unique_identifiers
-from sluice.profile import Profiler, as_target
-from sluice.readers import Notes
-from sluice.schema import Candidate, Inference
-from sluice.validate_chunks import Validated
+from sluice.profile import store as profiles
+from sluice.profile.stats import Profiler, as_target
+from sluice.read import raw as read
+from sluice.read.readers import Notes
+from sluice.schema.casts import convert_column
+from sluice.schema.inference import Candidate, Inference
+from sluice.validate import drift, verdict
+from sluice.validate import runner as validate
+from sluice.validate.chunks import Validated
 
 log = logging.getLogger(__name__)
 SAMPLE_ROWS = 1_000_000  # most rows read before the COPY starts, waiting for undecided columns

@@ -17,9 +17,10 @@ from typing import Any
 import psycopg
 import redis
 
-from sluice import checkpoints, dlq, ledger, sensor
-from sluice.checkpoints import Keys
+from sluice import ledger, sensor
 from sluice.datasets import DatasetRules, dataset_for, datasets_named, load_rules
+from sluice.state import checkpoints, dlq
+from sluice.state.checkpoints import Keys
 
 Conn = psycopg.Connection[tuple[Any, ...]]
 

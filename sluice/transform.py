@@ -7,10 +7,10 @@ from collections.abc import Iterator
 import pyarrow as pa
 
 from sluice import enrich
-from sluice.casts import arrow_type, convert_columns
 from sluice.contracts import FileRef, InferredSchema, Staged
 from sluice.datasets import DatasetRules
 from sluice.enrich import LINEAGE, LINEAGE_NAMES
+from sluice.schema.casts import arrow_type, convert_columns
 from sluice.staging import Location, stage_path, write_batches
 
 STAGE = "transform"

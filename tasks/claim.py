@@ -17,12 +17,12 @@ from dataclasses import dataclass
 from prefect import get_run_logger
 
 from blocks.results import stage_lock_name
-from sluice import checkpoints
-from sluice.checkpoints import Keys
 from sluice.contracts import FileRef
 from sluice.errors import FileBusy, TransientError, translating
-from sluice.locks import FileLock
 from sluice.settings import get_settings
+from sluice.state import checkpoints
+from sluice.state.checkpoints import Keys
+from sluice.state.locks import FileLock
 from tasks.policy import CACHED_STAGES, result_key
 
 

@@ -19,9 +19,9 @@ from typing import Any
 from prefect import get_run_logger
 
 from sluice import ledger
-from sluice import load as sink
 from sluice.contracts import FileOutcome, FileRef, InferredSchema, LoadReport, Outcome
 from sluice.errors import StagingLost, TerminalError, UnreadableFile
+from sluice.load import transaction as sink
 from sluice.onepass import applies as one_pass_applies
 from sluice.settings import get_settings
 from tasks.claim import claimed

@@ -9,11 +9,11 @@ from pathlib import Path
 import yaml
 
 from sluice import ledger
-from sluice import load as sink
 from sluice.contracts import FileRef
 from sluice.datasets import dataset_for, load_rules
 from sluice.errors import ConfigError, TransientError, UnreadableFile, translating
-from sluice.read import fingerprint as content_hash
+from sluice.load import transaction as sink
+from sluice.read.raw import fingerprint as content_hash
 from sluice.settings import get_settings
 from tasks.policy import stage_task
 

@@ -8,12 +8,14 @@ from pathlib import Path
 import redis
 from prefect import get_run_logger
 
-from sluice import checkpoints, outbox, quarantine, staging
-from sluice import load as sink
-from sluice.checkpoints import Keys
+from sluice import quarantine, staging
 from sluice.contracts import FileRef
 from sluice.errors import SluiceError, translating
+from sluice.load import outbox
+from sluice.load import transaction as sink
 from sluice.settings import get_settings
+from sluice.state import checkpoints
+from sluice.state.checkpoints import Keys
 from tasks.policy import CACHED_STAGES, result_key, stage_task
 from tasks.relay import relay_events
 

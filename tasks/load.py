@@ -1,6 +1,6 @@
 """load: rows + ledger row in one transaction; not cached: the ledger makes it idempotent.
 
-A load holds one of the sink's writer slots (sluice/locks.py WriterSlot: a semaphore with
+A load holds one of the sink's writer slots (sluice/state/locks.py WriterSlot: a semaphore with
 leases in the sink's Redis), which bounds concurrent writers across every process and machine
 to the limit `sluice serve` / `sluice worker --writers N` set; with no limit set a load
 proceeds unbounded. Redis, not Prefect's global concurrency limits: those cost two API calls
@@ -20,13 +20,13 @@ from uuid import UUID
 from prefect import get_run_logger
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 
-from sluice import checkpoints
-from sluice import load as stage
-from sluice.checkpoints import Keys
 from sluice.contracts import FileRef, InferredSchema, LoadReport, Staged
 from sluice.errors import TransientError, translating
-from sluice.locks import WriterSlot
+from sluice.load import transaction as stage
 from sluice.settings import get_settings
+from sluice.state import checkpoints
+from sluice.state.checkpoints import Keys
+from sluice.state.locks import WriterSlot
 from tasks.observe import notify
 from tasks.policy import stage_task
 

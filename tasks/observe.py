@@ -247,8 +247,10 @@ class RunWatch:
 
 def refresh_backlog() -> None:
     """Dead-letter depth and outbox pending, read from Redis and PostgreSQL now."""
-    from sluice import checkpoints, ledger, outbox
-    from sluice import load as sink
+    from sluice import ledger
+    from sluice.load import outbox
+    from sluice.load import transaction as sink
+    from sluice.state import checkpoints
 
     settings = get_settings()
     with sink.connect(settings.dsn()) as conn:

@@ -23,10 +23,10 @@ from prefect.tasks import exponential_backoff
 from prefect.transactions import IsolationLevel
 
 from blocks.results import RESULTS_SLUG, lock_manager
-from sluice.checkpoints import Keys
 from sluice.contracts import FileRef
 from sluice.errors import TransientError
 from sluice.settings import get_settings
+from sluice.state.checkpoints import Keys
 from tasks.observe import observed
 
 P = ParamSpec("P")

@@ -3,11 +3,11 @@ run's summary artifact in the Prefect UI; also stages the file cast to its types
 
 from __future__ import annotations
 
-from sluice import load as sink
-from sluice import profile as stage
-from sluice import profiles
 from sluice.contracts import FileRef, InferredSchema, Profile, Staged
 from sluice.errors import translating
+from sluice.load import transaction as sink
+from sluice.profile import stats as stage
+from sluice.profile import store as profiles
 from sluice.settings import get_settings
 from sluice.staging import stage_path
 from tasks.observe import attach

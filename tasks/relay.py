@@ -11,10 +11,12 @@ from pathlib import PurePath
 
 from prefect.events import emit_event
 
-from sluice import checkpoints, ledger, outbox
-from sluice import load as sink
+from sluice import ledger
 from sluice.errors import translating
+from sluice.load import outbox
+from sluice.load import transaction as sink
 from sluice.settings import get_settings
+from sluice.state import checkpoints
 from tasks.observe import stage_logger
 from tasks.policy import stage_task
 

@@ -7,12 +7,13 @@ from __future__ import annotations
 
 from prefect import get_run_logger
 
-from sluice import load as sink
-from sluice import profiles, reject, verdict
-from sluice import validate as stage
 from sluice.contracts import FileRef, InferredSchema, Profile, Staged, ValidationReport
 from sluice.errors import translating
+from sluice.load import transaction as sink
+from sluice.profile import store as profiles
 from sluice.settings import get_settings
+from sluice.validate import reject, verdict
+from sluice.validate import runner as stage
 from tasks.observe import attach
 from tasks.policy import stage_task
 

@@ -14,8 +14,8 @@ import redis
 from psycopg import sql
 
 from sluice import ledger
-from sluice.checkpoints import Keys
 from sluice.settings import Settings, get_settings
+from sluice.state.checkpoints import Keys
 from tests.conftest import ADMIN_DSN, TEST_DB
 
 

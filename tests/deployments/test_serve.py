@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from sluice.load import ensure_catalog
-from sluice.read import fingerprint
+from sluice.load.transaction import ensure_catalog
+from sluice.read.raw import fingerprint
 from tests.data import weather_csv
 from tests.fix_stack import REPO, SLUICE, Stack, stop, wait_for
 

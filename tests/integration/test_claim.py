@@ -11,11 +11,11 @@ import pytest
 import redis
 
 from blocks.results import stage_lock_name
-from sluice import checkpoints
-from sluice.checkpoints import Keys
-from sluice.locks import FileLock
-from sluice.read import fingerprint
+from sluice.read.raw import fingerprint
 from sluice.settings import Settings
+from sluice.state import checkpoints
+from sluice.state.checkpoints import Keys
+from sluice.state.locks import FileLock
 from tasks.policy import CACHED_STAGES, result_key
 from tests.data import weather_csv
 from tests.fix_services import count_rows

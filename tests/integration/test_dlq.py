@@ -16,10 +16,11 @@ import redis
 from psycopg import sql
 from typer.testing import CliRunner
 
-from sluice import checkpoints, dlq, ledger
-from sluice.checkpoints import Keys
+from sluice import ledger
 from sluice.cli import app
 from sluice.settings import get_settings
+from sluice.state import checkpoints, dlq
+from sluice.state.checkpoints import Keys
 from tests.data import weather_csv
 
 pytestmark = [pytest.mark.services, pytest.mark.flow]

@@ -12,8 +12,8 @@ import redis
 import yaml
 from psycopg import sql
 
-from sluice.checkpoints import Keys
 from sluice.settings import Settings
+from sluice.state.checkpoints import Keys
 from tests.fixtures import layouts
 from tests.fixtures.formats import CASES, Case
 
@@ -45,7 +45,7 @@ def ingest(
 def fresh(db: psycopg.Connection[Any], request: pytest.FixtureRequest) -> None:
     """The case's file not in the ledger and its table gone: both paths load the same bytes."""
     case = request.node.callspec.params["case"]
-    from sluice import load
+    from sluice.load import transaction as load
 
     load.ensure_catalog(db)
     file_id = hashlib.sha256(case.build()).hexdigest()

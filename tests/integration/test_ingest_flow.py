@@ -11,9 +11,9 @@ import pytest
 import redis
 from psycopg import sql
 
-from sluice.checkpoints import Keys
-from sluice.read import fingerprint
+from sluice.read.raw import fingerprint
 from sluice.settings import Settings
+from sluice.state.checkpoints import Keys
 from tests.data import START, weather_csv
 from tests.fix_prefect import task_states
 from tests.fix_services import count_rows

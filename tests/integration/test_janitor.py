@@ -11,11 +11,11 @@ import psycopg
 import pytest
 import redis
 
-from sluice import janitor
-from sluice.checkpoints import Keys
-from sluice.load import ensure_catalog
-from sluice.locks import FileLock
+from sluice.load.transaction import ensure_catalog
 from sluice.settings import Settings
+from sluice.state import janitor
+from sluice.state.checkpoints import Keys
+from sluice.state.locks import FileLock
 
 pytestmark = pytest.mark.services
 DAY = 86_400.0

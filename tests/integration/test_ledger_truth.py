@@ -14,11 +14,12 @@ from psycopg import sql
 from pydantic import SecretStr
 from typer.testing import CliRunner
 
-from sluice import checkpoints, ledger
-from sluice.checkpoints import Keys
+from sluice import ledger
 from sluice.cli import app
-from sluice.read import fingerprint
+from sluice.read.raw import fingerprint
 from sluice.settings import Settings
+from sluice.state import checkpoints
+from sluice.state.checkpoints import Keys
 from tests.conftest import ADMIN_DSN, TEST_DB
 from tests.data import weather_csv
 from tests.fix_services import count_rows

@@ -10,9 +10,9 @@ import time
 
 import redis
 
-from sluice.checkpoints import Keys
-from sluice.locks import FileLock
 from sluice.settings import Settings
+from sluice.state.checkpoints import Keys
+from sluice.state.locks import FileLock
 
 KEYS = Keys("locktest")
 
@@ -67,8 +67,8 @@ def test_the_lock_of_a_killed_holder_expires_with_its_lease(
     script = textwrap.dedent(
         f"""
         import os, signal
-        from sluice import checkpoints
-        from sluice.locks import FileLock
+        from sluice.state import checkpoints
+        from sluice.state.locks import FileLock
         lock = FileLock(checkpoints.client({settings.redis_url.get_secret_value()!r}),
                         {lock_key("f-killed")!r}, lease_s=1.5)
         assert lock.acquire(wait_s=0)

@@ -13,12 +13,16 @@ import psycopg
 import pytest
 import redis
 
-from sluice import enrich, load, outbox, read, schema, transform
-from sluice.checkpoints import Keys
+from sluice import enrich, transform
 from sluice.contracts import FileRef, LoadReport
 from sluice.datasets import DatasetRules
 from sluice.errors import TransientError
+from sluice.load import outbox
+from sluice.load import transaction as load
+from sluice.read import raw as read
+from sluice.schema import inference as schema
 from sluice.settings import Settings
+from sluice.state.checkpoints import Keys
 
 pytestmark = pytest.mark.services
 

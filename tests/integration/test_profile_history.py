@@ -7,8 +7,9 @@ import uuid
 
 import psycopg
 
-from sluice import load, profiles
 from sluice.contracts import FileRef, Profile
+from sluice.load import transaction as load
+from sluice.profile import store as profiles
 
 
 def _loaded(db: psycopg.Connection, dataset: str, rows: int) -> FileRef:

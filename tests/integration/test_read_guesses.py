@@ -14,8 +14,8 @@ import pytest
 import redis
 from typer.testing import CliRunner
 
-from sluice import load
 from sluice.cli import app
+from sluice.load import transaction as load
 from tests.fixtures.layouts import nsrdb, pvgis_tmy
 
 pytestmark = [pytest.mark.services, pytest.mark.flow]

@@ -14,10 +14,10 @@ import redis
 from typer.testing import CliRunner
 
 from sluice import cli
-from sluice.checkpoints import Keys
 from sluice.cli import app
-from sluice.locks import FileLock
 from sluice.settings import Settings
+from sluice.state.checkpoints import Keys
+from sluice.state.locks import FileLock
 from tests.data import weather_csv
 
 pytestmark = [pytest.mark.services, pytest.mark.flow]

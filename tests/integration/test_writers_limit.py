@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 import redis
 
-from sluice import load as sink
-from sluice.checkpoints import Keys
-from sluice.locks import WriterSlot, set_writers_limit
-from sluice.read import fingerprint
+from sluice.load import transaction as sink
+from sluice.read.raw import fingerprint
+from sluice.state.checkpoints import Keys
+from sluice.state.locks import WriterSlot, set_writers_limit
 from tests.data import weather_csv
 
 pytestmark = pytest.mark.services

@@ -26,8 +26,8 @@ import pytest
 import redis
 from psycopg import sql
 
-from sluice.locks import WriterSlot
-from sluice.read import fingerprint
+from sluice.read.raw import fingerprint
+from sluice.state.locks import WriterSlot
 from tests.data import weather_csv
 from tests.scaleout.conftest import CONCURRENCY_LIMIT, Production
 

@@ -6,7 +6,7 @@ import uuid
 
 import pytest
 
-from sluice.checkpoints import Keys
+from sluice.state.checkpoints import Keys
 
 FILE = "ab" * 32
 

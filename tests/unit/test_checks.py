@@ -1,4 +1,5 @@
-"""The native checks (sluice.checks) against Great Expectations: one contract, two implementations.
+"""The native checks (sluice.validate.checks) against Great Expectations: one contract, two
+implementations.
 
 Hypothesis draws small tables (nulls, NaN, -0.0, duplicates, times on and around the baseline's
 1900/2200 bounds in every unit, naive and with a time zone, dates) and suites of the five
@@ -22,9 +23,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sluice import checks, validate, validate_chunks, validate_gx
 from sluice.contracts import Expectation
-from sluice.validate_chunks import Part
+from sluice.validate import checks
+from sluice.validate import chunks as validate_chunks
+from sluice.validate import gx as validate_gx
+from sluice.validate import runner as validate
+from sluice.validate.chunks import Part
 
 
 @pytest.fixture(scope="module", autouse=True)

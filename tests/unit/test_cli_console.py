@@ -14,7 +14,8 @@ def _record(name: str, level: int) -> logging.LogRecord:
 
 
 @pytest.mark.parametrize(
-    "name", ["sluice.stages", "sluice.readers.delimited", "sluice.validate", "prefect.task_runs"]
+    "name",
+    ["sluice.stages", "sluice.read.readers.delimited", "sluice.validate", "prefect.task_runs"],
 )
 def test_stage_details_stay_off_the_terminal_unless_they_warn(name: str) -> None:
     assert not _not_detail(_record(name, logging.INFO))

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from sluice.dlq import DeadLetterError, Letter, match, newest_per_file, parse, restore
+from sluice.state.dlq import DeadLetterError, Letter, match, newest_per_file, parse, restore
 
 
 def _letter(entry: str, file_id: str, **fields: object) -> Letter:

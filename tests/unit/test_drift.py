@@ -6,9 +6,9 @@ import math
 
 import pytest
 
-from sluice import drift
 from sluice.contracts import ColumnProfile, Profile, TimeProfile
 from sluice.datasets import DriftRules
+from sluice.validate import drift
 
 
 def _num(mean: float, sd: float, *, count: int = 100, nulls: int = 0) -> ColumnProfile:

@@ -2,7 +2,7 @@ import pytest
 
 from sluice.contracts import Column, InferredSchema, PgType
 from sluice.errors import SchemaConflict
-from sluice.evolution import plan
+from sluice.load.evolution import plan
 
 
 def _schema(*cols: tuple[str, PgType]) -> InferredSchema:

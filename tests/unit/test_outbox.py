@@ -6,7 +6,7 @@ import json
 import uuid
 from datetime import UTC, datetime, timedelta, timezone
 
-from sluice import outbox
+from sluice.load import outbox
 
 AT = datetime(2024, 5, 1, 12, 30, 15, 123456, tzinfo=UTC)
 

@@ -1,4 +1,4 @@
-"""sluice.pgcopy against a slow, obviously correct encoder written here with struct."""
+"""sluice.load.pgcopy against a slow, obviously correct encoder written here with struct."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sluice.contracts import PgType
-from sluice.pgcopy import HEADER, TRAILER, encode_batch, iter_copy_parts
+from sluice.load.pgcopy import HEADER, TRAILER, encode_batch, iter_copy_parts
 
 PG_EPOCH = datetime(2000, 1, 1)
 ALL_TYPES: tuple[PgType, ...] = (

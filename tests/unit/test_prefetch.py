@@ -1,4 +1,4 @@
-"""sluice.prefetch: an iterator run ahead in a thread keeps order, bounds, errors and stops."""
+"""sluice.load.prefetch: an iterator run ahead in a thread keeps order, bounds, errors and stops."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from sluice.prefetch import prefetched
+from sluice.load.prefetch import prefetched
 
 
 def test_items_arrive_in_order_and_all_of_them() -> None:

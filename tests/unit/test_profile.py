@@ -13,10 +13,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from sluice import profile, profiles
 from sluice.contracts import Staged
 from sluice.datasets import DatasetRules
-from sluice.sketches import Bins, Counts, Distinct
+from sluice.profile import stats as profile
+from sluice.profile import store as profiles
+from sluice.profile.sketches import Bins, Counts, Distinct
 from sluice.staging import write_batches
 from tests.data import TS_V_CAT
 

@@ -13,12 +13,12 @@ import pyarrow.orc as orc
 import pyarrow.parquet as pq
 import pytest
 
-from sluice import read
 from sluice.contracts import FileRef
 from sluice.datasets import DatasetRules
 from sluice.errors import UnreadableFile
-from sluice.readers import Opened, Source
-from sluice.readers.columnar import normalize_batch, open_parquet
+from sluice.read import raw as read
+from sluice.read.readers import Opened, Source
+from sluice.read.readers.columnar import normalize_batch, open_parquet
 
 RULES = DatasetRules(name="t")
 

@@ -3,11 +3,11 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from sluice.casts import cast_text
 from sluice.contracts import Column, InferredSchema, Staged
 from sluice.datasets import DatasetRules
 from sluice.errors import SchemaConflict
-from sluice.schema import infer, pick_time_column
+from sluice.schema.casts import cast_text
+from sluice.schema.inference import infer, pick_time_column
 from sluice.staging import write_batches
 
 
@@ -194,8 +194,8 @@ def test_a_column_of_dates_and_datetimes_is_timestamptz_not_text(tmp_path: Path)
 
 
 def _read(tmp_path: Path, text: str, **rules: object) -> InferredSchema:
-    from sluice import read
     from sluice.contracts import FileRef
+    from sluice.read import raw as read
 
     path = tmp_path / "file.csv"
     path.write_text(text)

@@ -1,7 +1,7 @@
 import io
 import threading
 
-from sluice.readers.throttle import Throttled
+from sluice.read.readers.throttle import Throttled
 
 
 def test_reads_wait_while_too_many_blocks_are_unconsumed() -> None:

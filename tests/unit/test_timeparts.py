@@ -8,9 +8,9 @@ import datetime as dt
 import pyarrow as pa
 import pytest
 
-from sluice import timeparts
 from sluice.contracts import Column
 from sluice.errors import SchemaConflict
+from sluice.schema import timeparts
 
 UTC = dt.UTC
 

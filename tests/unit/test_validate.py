@@ -1,5 +1,5 @@
 """The validation stage on small Arrow tables and staged files: the baseline's types natively
-(sluice.checks), the others with real GX (no mocks); tests/unit/test_checks.py holds the
+(sluice.validate.checks), the others with real GX (no mocks); tests/unit/test_checks.py holds the
 contract between the two.
 
 GX is imported once for the whole module (the `gx` fixture): the first GX validation of a
@@ -22,13 +22,16 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from sluice import validate, validate_chunks, validate_gx, verdict
 from sluice.contracts import Column, Expectation, InferredSchema, Staged
 from sluice.datasets import DatasetRules
 from sluice.errors import SchemaConflict, StagingLost, TerminalError, ValidationFailed
 from sluice.staging import write_batches
-from sluice.suites import baseline_suite, load_suite
-from sluice.validate import validate_table
+from sluice.validate import chunks as validate_chunks
+from sluice.validate import gx as validate_gx
+from sluice.validate import runner as validate
+from sluice.validate import verdict
+from sluice.validate.runner import validate_table
+from sluice.validate.suites import baseline_suite, load_suite
 
 ROOT = Path(__file__).resolve().parents[2]
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
@@ -99,7 +102,7 @@ def test_importing_the_module_loads_neither_great_expectations_nor_pandas() -> N
 
 _STAGE_IN_A_NEW_PROCESS = """
 import json, sys
-from sluice import validate
+from sluice.validate import runner as validate
 from sluice.contracts import Column, InferredSchema, Staged
 from sluice.datasets import DatasetRules
 
@@ -930,8 +933,8 @@ def test_enrich_drops_the_rejected_rows_and_keeps_each_rows_place(tmp_path: Path
 
 
 def test_drift_findings_join_the_report_and_an_error_fails_it(tmp_path: Path) -> None:
-    from sluice import profile
     from sluice.datasets import DriftRules
+    from sluice.profile import stats as profile
 
     old = _raw(tmp_path, _values(*"1212121212"))
     history = [profile.run(old, RAW_SCHEMA, DatasetRules("d"), 4)]
@@ -1006,8 +1009,8 @@ def test_on_missing_time_rows_still_fails_the_file_on_any_other_failure(tmp_path
 
 
 def test_on_missing_time_file_keeps_the_time_checks_whole_under_on_error_rows() -> None:
-    from sluice.reject import collected
-    from sluice.suites import baseline_suite
+    from sluice.validate.reject import collected
+    from sluice.validate.suites import baseline_suite
 
     suite = baseline_suite(RAW_SCHEMA)
     checks = {i: (e.type, e.column) for i, e in enumerate(suite) if e.severity == "error"}

@@ -24,7 +24,7 @@ import pyarrow as pa
 
 from sluice.datasets import DatasetRules
 from sluice.errors import UnreadableFile
-from sluice.readers import Opened, Source
+from sluice.read.readers import Opened, Source
 
 Record = dict[str, Any]
 

@@ -5,7 +5,7 @@ with GX on a table (as pandas), their results as `validate_chunks.Part`s.
 once per process, and builds the ephemeral context, pandas data source, asset and batch
 definition that every later call reuses. The reused asset gives every batch the same id, so
 GX validations hold a process-wide lock, and GX's caches of the last batch and its metrics are
-cleared after each. `sluice.validate` sends here only what `sluice.checks` does not evaluate.
+cleared after each. `validate.runner` sends here only what `validate.checks` does not evaluate.
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from sluice import validate_chunks as chunks
-from sluice.checks import bound
 from sluice.contracts import Expectation, ExpectationResult
+from sluice.validate import chunks
+from sluice.validate.checks import bound
 
 if TYPE_CHECKING:
     import pyarrow as pa  # type: ignore[import-untyped, unused-ignore]

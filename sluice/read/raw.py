@@ -25,8 +25,8 @@ from sluice.contracts import FileMeta, FileRef, Guess, Staged
 from sluice.datasets import DatasetRules
 from sluice.errors import UnreadableFile
 from sluice.names import unique_identifiers
-from sluice.readers import Notes, Opened, Reader, Source
-from sluice.readers.text import wide_encoding
+from sluice.read.readers import Notes, Opened, Reader, Source
+from sluice.read.readers.text import wide_encoding
 from sluice.staging import Location, read_key_values, stage_path, write_batches
 
 STAGE = "read"
@@ -177,7 +177,7 @@ def _hidden(name: str) -> bool:
     return name.startswith("__MACOSX/") or Path(name).name.startswith(".")
 
 
-_READERS = {  # format -> (module under sluice.readers, function)
+_READERS = {  # format -> (module under sluice.read.readers, function)
     "delimited": ("delimited", "open_delimited"),
     "json": ("json", "open_json"),
     "parquet": ("columnar", "open_parquet"),
@@ -199,7 +199,7 @@ _JSON_SUFFIXES = {".json", ".ndjson", ".jsonl", ".geojson"}
 def reader_for(source: Source) -> Reader:
     """The reader for the data: by content first, by name where content cannot tell."""
     module, function = _READERS[detect_format(source)]
-    loaded = importlib.import_module(f"sluice.readers.{module}")
+    loaded = importlib.import_module(f"sluice.read.readers.{module}")
     reader: Reader = getattr(loaded, function)
     return reader
 

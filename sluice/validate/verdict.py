@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from sluice.contracts import Expectation, ExpectationResult, ValidationReport
-from sluice.reject import TIME_CHECKS, name
+from sluice.validate.reject import TIME_CHECKS, name
 
 
 def check(report: ValidationReport, time_column: str = "") -> None:

@@ -19,14 +19,16 @@ import pyarrow.compute as pc
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
-from sluice import connections, enrich, evolution, faults, guesses, outbox
-from sluice.casts import arrow_type
+from sluice import connections, enrich, faults
 from sluice.contracts import FileRef, InferredSchema, LoadReport, PgType, Staged
 from sluice.datasets import DatasetRules
 from sluice.enrich import LINEAGE_NAMES
 from sluice.errors import SchemaConflict
-from sluice.pgcopy import iter_copy_parts
-from sluice.prefetch import prefetched
+from sluice.load import evolution, outbox
+from sluice.load.pgcopy import iter_copy_parts
+from sluice.load.prefetch import prefetched
+from sluice.schema import guesses
+from sluice.schema.casts import arrow_type
 
 STAGE = "load"
 log = logging.getLogger(__name__)
@@ -75,7 +77,7 @@ CREATE TABLE IF NOT EXISTS sluice.outbox (
     stream_id     text
 );
 CREATE INDEX IF NOT EXISTS outbox_undelivered ON sluice.outbox (id) WHERE delivered_at IS NULL;
--- issue 14: how the file was read and what it said besides its rows (sluice/guesses.py)
+-- issue 14: how the file was read and what it said besides its rows (sluice/schema/guesses.py)
 ALTER TABLE sluice.files ADD COLUMN IF NOT EXISTS file_meta jsonb;
 """
 NEWEST_COLUMN = ("sluice.files", "file_meta")  # the catalog's last change: present, all are

@@ -6,7 +6,7 @@ baseline uses), its kwargs are among those GX takes for it (row count: min/max_v
 strict_min/max; not null and unique: column, mostly; compound unique: column_list, mostly,
 ignore_row_if; between: column, min/max_value, strict_min/max, mostly) with plain values GX
 accepts, and its columns are of types compared here exactly as GX's pandas engine compares
-them; otherwise it returns None and `sluice.validate_gx` runs it on GX, as before. `evaluate`
+them; otherwise it returns None and `sluice.validate.gx` runs it on GX, as before. `evaluate`
 gives a `validate_chunks.Part` shaped as `validate_gx` shapes GX's result: success, unexpected
 count, the distinct texts of the first PARTIAL_COUNT unexpected values (GX's partial list),
 "observed N" for a failed row count, `considered` as GX counts it (element_count -
@@ -40,7 +40,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from sluice.contracts import Expectation, ExpectationResult
-from sluice.validate_chunks import (
+from sluice.validate.chunks import (
     PARTIAL_COUNT,
     SAMPLE_SIZE,
     Part,

@@ -14,7 +14,7 @@ A batch is cut into *parts*, each a ``large_binary`` array holding one byte stri
   length (and, for jsonb, the version byte 1).
 
 A ``numeric`` is a fixed-width header and up to as many int16 digits as the column's widest
-value needs, each present or absent per row (see sluice.pgcopy_numeric).
+value needs, each present or absent per row (see sluice.load.pgcopy_numeric).
 
 ``pyarrow.compute.binary_join_element_wise`` then concatenates the parts row by row.
 
@@ -32,7 +32,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from sluice.contracts import PgType
-from sluice.pgcopy_numeric import numeric_digits
+from sluice.load.pgcopy_numeric import numeric_digits
 
 __all__ = ["HEADER", "TRAILER", "encode_batch", "iter_copy_parts"]
 

@@ -11,12 +11,12 @@ touch two of them (the outbox's XADD-once) work on a cluster too.
 
 Keys of a sink `s` (`P` = `sluice:{s}:`)
     P file:<file_id>        hash  dataset, path, stage, status, runs, updated     TTL: result_ttl
-    P lock:file:<file_id>   the file lock (sluice/locks.py)                      TTL: its lease
-    P events                stream the outbox relay feeds (sluice/outbox.py)    capped length
+    P lock:file:<file_id>   the file lock (sluice/state/locks.py)               TTL: its lease
+    P events                stream the outbox relay feeds (load/outbox.py)      capped length
     P outbox:sent:<event>   an event's stream entry id: never published twice   TTL: 7 days
     P dead                  stream of dead letters (terminal failures)          capped length
     P writers               sorted set: the loads holding a writer slot, scored by their
-                            lease's end (sluice/locks.py WriterSlot)           TTL: 2 leases
+                            lease's end (state/locks.py WriterSlot)             TTL: 2 leases
     P writers:limit         how many loads may write at once (serve, worker)  TTL: 1 hour,
                                                                                renewed
     P seen:<version>        file id of a handled inbox file version (path, size, mtime): the

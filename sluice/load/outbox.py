@@ -19,7 +19,7 @@ The sent key is named after `event_id` (derived from the row's id, file, event a
 time) rather than the bare id, so a database recreated with a restarted id sequence never has
 its new events taken for ones already sent.
 
-Keys, scoped to the sink (sluice/checkpoints.py, `P` = `sluice:{<sink>}:`)
+Keys, scoped to the sink (sluice/state/checkpoints.py, `P` = `sluice:{<sink>}:`)
     P events                     stream of delivered events          capped at STREAM_MAXLEN
     P outbox:sent:<event_id>     stream id of one appended event      TTL: SENT_TTL_S
 """
@@ -38,8 +38,8 @@ import psycopg
 import redis
 from psycopg.types.json import Jsonb
 
-from sluice.checkpoints import Keys
 from sluice.errors import translating
+from sluice.state.checkpoints import Keys
 
 STAGE = "relay"
 LOADED = "sluice.file.loaded"
@@ -209,6 +209,6 @@ def _mark(conn: Conn, delivered: list[tuple[int, str]]) -> None:
 
 def _ensure_catalog(conn: Conn) -> None:
     # load owns the catalog and imports this module: import it here, not at the top.
-    from sluice.load import ensure_catalog
+    from sluice.load.transaction import ensure_catalog
 
     ensure_catalog(conn)

@@ -32,7 +32,7 @@ import pyarrow.parquet as pq
 
 from sluice.datasets import DatasetRules
 from sluice.errors import UnreadableFile
-from sluice.readers import Opened, Source
+from sluice.read.readers import Opened, Source
 
 _SPOOL_CHUNK = 1 << 20
 _CODEC_ERRORS = (zipfile.BadZipFile, zlib.error, lzma.LZMAError)  # a damaged wrapper

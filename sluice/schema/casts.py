@@ -13,9 +13,9 @@ from collections.abc import Callable, Sequence
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from sluice import timeparts
 from sluice.contracts import Column, PgType
 from sluice.errors import SchemaConflict
+from sluice.schema import timeparts
 
 UTC_US = pa.timestamp("us", "UTC")
 ARROW_TYPES: dict[PgType, pa.DataType] = {

@@ -29,7 +29,7 @@ from collections import Counter
 from dataclasses import dataclass
 from itertools import islice
 
-from sluice.readers.text import split_lines
+from sluice.read.readers.text import split_lines
 
 DELIMITERS = ",\t;|"
 _TAB_SUFFIXES = {".tsv", ".tab"}

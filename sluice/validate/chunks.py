@@ -3,7 +3,7 @@ once on the whole file, projected onto the columns they read.
 
 Great Expectations validates a pandas DataFrame it holds whole, so `sluice.validate.run` never
 gives it the whole file. `plan` splits the suite by each expectation's `Scope`, which `scope`
-tells from its GX class (and `sluice.checks.SCOPES` gives, the same, for the types evaluated
+tells from its GX class (and `checks.SCOPES` gives, the same, for the types evaluated
 natively):
 
 - row-local ("row"): GX map expectations (ColumnMap, ColumnPairMap, MulticolumnMap) whose
@@ -17,7 +17,7 @@ natively):
   "count", on none); expectations naming the same columns share one run. Memory grows with the
   file, but only by those columns: for the baseline suite that is the declared key.
 
-`iter_typed` reads the staged file batch by batch; GX stays in `sluice.validate_gx`, and
+`iter_typed` reads the staged file batch by batch; GX stays in `sluice.validate.gx`, and
 `sluice.validate` passes the scopes to `plan` and an `Evaluate` function (native checks and
 GX's) to `validate_batches`. Samples of unexpected values are text as GX's pandas values read
 (`text`; `texts_of` for an Arrow column), the first distinct ones (`distinct`), in a chunk's
@@ -240,7 +240,7 @@ def iter_typed(
 ) -> Iterator[Any]:
     """The raw (text) batches cast to their inferred types: at least one (empty) batch."""
     pa_mod: Any = importlib.import_module("pyarrow")
-    from sluice.casts import convert_columns
+    from sluice.schema.casts import convert_columns
     from sluice.staging import iter_batches
 
     names = [col.name for col in schema.columns]

@@ -24,7 +24,7 @@ from types import TracebackType
 
 import redis
 
-from sluice.checkpoints import Keys
+from sluice.state.checkpoints import Keys
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ in the range of epoch seconds or milliseconds, become timestamps. Typed columns 
 ORC) keep their type; columns the reader marked as JSON become jsonb.
 
 A column the header leaves unnamed that holds no value in the whole file is left out (padded
-exports end every line with empty fields); a time made of parts (`sluice.timeparts`) becomes
+exports end every line with empty fields); a time made of parts (`sluice.schema.timeparts`) becomes
 a column of its own. What inference guessed joins what the reader guessed (`read.read_notes`)
 in the schema's `guesses` and, the notable ones, in its `note`.
 """
@@ -21,13 +21,13 @@ from dataclasses import dataclass, field
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from sluice import timeparts
-from sluice.casts import NUMERIC_PRECISION, cast_text
 from sluice.contracts import Column, FileMeta, Guess, InferredSchema, PgType, Staged
 from sluice.datasets import DatasetRules
 from sluice.enrich import INGESTED_AT
 from sluice.errors import SchemaConflict
-from sluice.read import json_columns, read_notes, source_names
+from sluice.read.raw import json_columns, read_notes, source_names
+from sluice.schema import timeparts
+from sluice.schema.casts import NUMERIC_PRECISION, cast_text
 from sluice.staging import iter_batches, read_schema
 
 STAGE = "infer_schema"

@@ -25,8 +25,8 @@ from sluice.contracts import (
     TimeProfile,
     ValidationReport,
 )
-from sluice.load import ensure_catalog, ensure_ddl
-from sluice.reject import name
+from sluice.load.transaction import ensure_catalog, ensure_ddl
+from sluice.validate.reject import name
 
 FORMAT = 1  # version of the stored JSON
 DDL = """

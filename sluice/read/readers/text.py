@@ -7,7 +7,7 @@ UTF-8 there means UTF-8, anything else means cp1252. Before that byte the file i
 both encodings read the same, so nothing read so far changes; the check is one `isascii()` per
 block, and a file needs no second pass.
 
-Where the rows start (the delimiter, metadata lines, the header) is `sluice.readers.layout`'s.
+Where the rows start (the delimiter, metadata lines, the header) is `sluice.read.readers.layout`'s.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import IO, cast
 
-from sluice.readers import Source
+from sluice.read.readers import Source
 
 HEAD_BYTES = 65536
 _MAX_HEAD = 1 << 24  # a header line longer than 64 KB (thousands of columns) reads up to this

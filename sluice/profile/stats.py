@@ -26,7 +26,6 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from sluice.casts import arrow_type, convert_columns
 from sluice.contracts import (
     Bin,
     Column,
@@ -37,7 +36,8 @@ from sluice.contracts import (
     TimeProfile,
 )
 from sluice.datasets import DatasetRules
-from sluice.sketches import Bins, Counts, Distinct
+from sluice.profile.sketches import Bins, Counts, Distinct
+from sluice.schema.casts import arrow_type, convert_columns
 from sluice.staging import Location, iter_batches, write_batches
 
 STAGE = "profile"

@@ -1,13 +1,13 @@
 """The validation stage: the baseline and dataset suites, run on a staged file, as a report.
 
-Suites are plain data built by `sluice.suites` (the baseline the schema implies, and the
+Suites are plain data built by `sluice.validate.suites` (the baseline the schema implies, and the
 dataset's versioned GX 1.x suite file); `validate_table` runs them on a table, mapping each
 result to a small `ExpectationResult`. `run` is the stage as tasks/validate.py uses it
-(`sluice.verdict` words its report); it streams the staged file through
-`sluice.validate_chunks`, so its memory grows with the file only by the columns that
+(`sluice.validate.verdict` words its report); it streams the staged file through
+`sluice.validate.chunks`, so its memory grows with the file only by the columns that
 whole-file expectations (row count, key uniqueness, column aggregates) read (see there).
-The baseline's expectation types run natively (`sluice.checks`: pyarrow.compute, no lock);
-the others on Great Expectations (`sluice.validate_gx`), which is imported only when a suite has
+The baseline's expectation types run natively (`sluice.validate.checks`: pyarrow.compute, no lock);
+the others on Great Expectations (`sluice.validate.gx`), which is imported only when a suite has
 one (seconds, once per process) and whose evaluations share one process-wide lock.
 """
 
@@ -21,8 +21,6 @@ from itertools import chain
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sluice import checks
-from sluice import validate_chunks as chunks
 from sluice.contracts import (
     Expectation,
     InferredSchema,
@@ -30,8 +28,9 @@ from sluice.contracts import (
     Staged,
     ValidationReport,
 )
-from sluice.suites import baseline_suite, load_suite
-from sluice.validate_gx import GxSuite
+from sluice.validate import checks, chunks
+from sluice.validate.gx import GxSuite
+from sluice.validate.suites import baseline_suite, load_suite
 
 if TYPE_CHECKING:
     import pyarrow as pa  # type: ignore[import-untyped, unused-ignore]
@@ -73,7 +72,7 @@ def validate_table(
 
 class _Prepared:
     """A suite ready to run on any table of one file's columns, and its plan: the expectations
-    `sluice.checks` evaluates natively, the others on GX (imported only if there are any)."""
+    `checks` evaluates natively, the others on GX (imported only if there are any)."""
 
     def __init__(
         self,
@@ -141,10 +140,10 @@ def run(
     With a profile, its drift from `history` is part of the report. In row-level mode
     (`on_error: rows` or `on_missing_time: rows`, `rows_path` given) the unexpected rows of
     the error expectations it covers are collected and, where that saves the file, written to
-    `rows_path` (sluice.reject).
+    `rows_path` (sluice.validate.reject).
     """
-    from sluice import drift, reject
     from sluice.errors import TerminalError  # imports psycopg and redis: not at module import
+    from sluice.validate import drift, reject
 
     suite = _suite(schema, rules)
     started = time.perf_counter()

@@ -10,7 +10,7 @@ stage locks Prefect took for it. The janitor removes, for files no live run hold
   this sink.
 
 Everything else Sluice keeps in Redis expires by itself (status hashes, file locks, results,
-sent marks) or is a capped stream (dead letters, events): see sluice/checkpoints.py.
+sent marks) or is a capped stream (dead letters, events): see sluice/state/checkpoints.py.
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ import psycopg
 import redis
 
 from sluice import staging as area
-from sluice.checkpoints import Keys
 from sluice.ledger import loaded_among
+from sluice.state.checkpoints import Keys
 
 
 @dataclass(frozen=True)

@@ -1,12 +1,12 @@
 """Delimited text (CSV, TSV, semicolon, pipe) as text columns, in any encoding, below metadata.
 
 Detection (encoding, delimiter, metadata lines above the header, the header) reads the first
-64 KB; `sluice.readers.text` and `sluice.readers.layout` hold it. Reading is pyarrow's streaming
+64 KB; `readers.text` and `readers.layout` hold it. Reading is pyarrow's streaming
 CSV reader on UTF-8 bytes: the file's own stream when it is UTF-8, else a recoding stream, with
-a footer below the rows cut off as it passes (`sluice.readers.footer`). Columns are read under
+a footer below the rows cut off as it passes (`readers.footer`). Columns are read under
 positional names (`c0`, `c1`, ...) so a header with duplicate or empty names reads too; the
 header's own names go to `Opened.names`, where `read` makes them safe and unique. Short rows
-refuse the file unless the dataset says `ragged: pad` (`sluice.readers.ragged`).
+refuse the file unless the dataset says `ragged: pad` (`sluice.read.readers.ragged`).
 """
 
 from __future__ import annotations
@@ -22,11 +22,11 @@ import pyarrow.csv as pacsv
 
 from sluice.datasets import DatasetRules
 from sluice.errors import UnreadableFile
-from sluice.readers import Notes, Opened, Source
-from sluice.readers.footer import FooterCut
-from sluice.readers.layout import Layout, detect_layout
-from sluice.readers.ragged import BadRows
-from sluice.readers.text import (
+from sluice.read.readers import Notes, Opened, Source
+from sluice.read.readers.footer import FooterCut
+from sluice.read.readers.layout import Layout, detect_layout
+from sluice.read.readers.ragged import BadRows
+from sluice.read.readers.text import (
     Encoding,
     Undecodable,
     detect_encoding,
@@ -37,7 +37,7 @@ from sluice.readers.text import (
     read_head,
     text_lines,
 )
-from sluice.readers.throttle import Throttled
+from sluice.read.readers.throttle import Throttled
 
 log = logging.getLogger(__name__)
 

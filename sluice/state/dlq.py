@@ -21,9 +21,9 @@ from typing import Any
 
 import redis
 
-from sluice.checkpoints import DeadLetter, Keys
 from sluice.contracts import Outcome
 from sluice.errors import SluiceError
+from sluice.state.checkpoints import DeadLetter, Keys
 
 _ENTRY_ID = re.compile(r"^\d+-\d+$")
 _CONVERT: dict[str, type[int] | type[float]] = {"int": int, "float": float}
@@ -177,7 +177,7 @@ def restore(letter: Letter, inbox: Path) -> Path:
 
 
 def _holds(path: Path, file_id: str) -> bool:
-    from sluice.read import fingerprint  # pyarrow comes with sluice.read: only when needed
+    from sluice.read.raw import fingerprint  # pyarrow comes with sluice.read: only when needed
 
     return fingerprint(path)[0] == file_id
 

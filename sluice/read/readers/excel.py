@@ -12,7 +12,7 @@ is a cover, a chart's numbers or empty has its data further on (the guess is rep
 `sheet: "*"` reads every sheet with a header as one table: the union of their columns by name,
 and a `sheet` column naming each row's sheet; each sheet is loaded twice (its header, then its
 rows), so memory holds one sheet at a time. Where the table starts in a sheet, and headers of
-merged cells, are `sluice.readers.sheet_header`'s.
+merged cells, are `sluice.read.readers.sheet_header`'s.
 """
 
 from __future__ import annotations
@@ -29,9 +29,9 @@ import python_calamine as calamine
 
 from sluice.datasets import DatasetRules
 from sluice.errors import UnreadableFile
-from sluice.readers import Notes, Opened, Source
-from sluice.readers.columnar import local_file
-from sluice.readers.sheet_header import Header, Indexed, Row, data_like, find_header
+from sluice.read.readers import Notes, Opened, Source
+from sluice.read.readers.columnar import local_file
+from sluice.read.readers.sheet_header import Header, Indexed, Row, data_like, find_header
 
 _HINT = "open it in Excel and save it again as .xlsx, or export the sheet as CSV"
 _EXACT_FLOAT = 2.0**53  # beyond this an integral float is not an exact integer

@@ -5,7 +5,7 @@ beside a time-of-day column, as NSRDB, TMY3 and MIDC files carry it.
 file gets a derived time column (`time`, a timestamptz placed first) and from which columns:
 the dataset's `time_from` rule, else the common layouts when the file has no timestamp column
 of its own. The parts stay columns of their own; the derived column has `Column.parts`, and
-`compose` makes it from any batch of the staged file (`sluice.casts.convert_columns` calls it),
+`compose` makes it from any batch of the staged file (`casts.convert_columns` calls it),
 so profile, validate and load see it like a column of the file.
 
 The time is the date plus an offset from its midnight: `24:00` is the next day's midnight, as
@@ -254,7 +254,7 @@ def _free_name(columns: tuple[Column, ...]) -> str:
 
 def compose(batch: pa.RecordBatch, col: Column, time_zone: str) -> pa.Array:
     """The derived time of each row of the batch, UTC; null where the parts make no time."""
-    from sluice.casts import local_to_utc
+    from sluice.schema.casts import local_to_utc
 
     arrays = [batch.column(name) for name in col.parts]
     if col.text_format == "parts":
