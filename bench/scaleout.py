@@ -33,7 +33,7 @@ import httpx
 
 from bench import PROJECT_ROOT
 from bench.cpu import cpu_seconds
-from sluice.load import transaction as sink
+from sluice import catalog
 from sluice.read.raw import fingerprint
 from sluice.settings import get_settings
 from tests.data import weather_csv
@@ -178,7 +178,7 @@ def one_round(args: argparse.Namespace, workers: int, api: Api, dep: str) -> dic
     started = time.monotonic()
     for path in sorted(inbox.iterdir()):
         api(f"deployments/{dep}/create_flow_run", {"parameters": {"path": str(path)}})
-    with sink.connect(get_settings().dsn()) as conn:
+    with catalog.connect(get_settings().dsn()) as conn:
         while True:
             row = conn.execute(
                 "SELECT count(*) FROM sluice.files WHERE file_id = ANY(%s)", (list(ids),)

@@ -53,7 +53,7 @@ from bench.common import (
 )
 from bench.cpu import postgres_cpu, process_tree_cpu
 from bench.serving import Ledger, Serve
-from sluice.load.transaction import ensure_catalog
+from sluice.catalog import ensure_catalog
 from sluice.settings import get_settings
 
 DATASET, COPY_TABLE = "bench_small", "bench_small_copy"

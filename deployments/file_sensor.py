@@ -23,8 +23,7 @@ import psycopg
 import redis
 from prefect.events import emit_event
 
-from sluice import ledger, metrics, status
-from sluice.load import transaction as sink
+from sluice import catalog, ledger, metrics, status
 from sluice.sensor import Arrival, InboxSensor
 from sluice.settings import Settings, get_settings
 from sluice.state import checkpoints
@@ -69,7 +68,7 @@ def _inbox_gauges(settings: Settings, stop: threading.Event, every_s: float = 10
     r = checkpoints.client(settings.redis_url.get_secret_value())
     while not stop.is_set():
         try:
-            with sink.connect(settings.dsn()) as conn:
+            with catalog.connect(settings.dsn()) as conn:
                 keys = ledger.keys_for(settings.dsn(), settings.schema_name)
                 waiting, lag = status.inbox_lag(conn, r, keys, settings.inbox)
             metrics.INBOX_WAITING.set(waiting)
@@ -90,7 +89,7 @@ def already_loaded(settings: Settings) -> Callable[[Arrival], bool]:
             keys = ledger.keys_for(settings.dsn(), settings.schema_name)
             if checkpoints.seen_ids(r, keys, versions)[0] is None:
                 return False  # the common case, a new file: no database round trip
-            with sink.connect(settings.dsn()) as conn:
+            with catalog.connect(settings.dsn()) as conn:
                 return ledger.handled(conn, r, keys, versions)[0]
         except (redis.exceptions.RedisError, psycopg.Error):
             return False

@@ -6,9 +6,8 @@ from dataclasses import asdict
 
 from prefect import flow, get_run_logger, task
 
-from sluice import ledger
+from sluice import catalog, ledger
 from sluice.errors import translating
-from sluice.load import transaction as sink
 from sluice.settings import get_settings
 from sluice.state import checkpoints, janitor
 
@@ -18,7 +17,7 @@ def sweep_leftovers(max_age_hours: float) -> janitor.Swept:
     settings = get_settings()
     with (
         translating(file=str(settings.staging), stage="cleanup"),
-        sink.connect(settings.dsn()) as conn,
+        catalog.connect(settings.dsn()) as conn,
         checkpoints.client(settings.redis_url.get_secret_value()) as r,
     ):
         keys = ledger.keys(conn, settings.schema_name)

@@ -28,8 +28,7 @@ from prefect.exceptions import ObjectNotFound
 
 from flows.cleanup import sweep_leftovers
 from flows.ingest_file import ingest_file
-from sluice import ledger
-from sluice.load import transaction as sink
+from sluice import catalog, ledger
 from sluice.read.raw import fingerprint
 from sluice.sensor import held, waiting_files
 from sluice.settings import get_settings
@@ -106,7 +105,7 @@ def find_waiting(quiet_s: float) -> Found:
     queued = queued_paths()
     versions = [c for c in candidates if str(c[0]) not in queued]
     found.queued += len(candidates) - len(versions)
-    with sink.connect(settings.dsn()) as conn:
+    with catalog.connect(settings.dsn()) as conn:
         keys = ledger.keys(conn, settings.schema_name)
         seen = ledger.handled(conn, r, keys, [(str(p), s, m) for p, s, m in versions])
         for (path, _, _), known in zip(versions, seen, strict=True):
@@ -114,7 +113,7 @@ def find_waiting(quiet_s: float) -> Found:
                 found.loaded += 1
                 continue
             file_id, _ = fingerprint(path)
-            if sink.is_loaded(conn, file_id):
+            if catalog.is_loaded(conn, file_id):
                 checkpoints.remember_handled(
                     r, keys, str(path), file_id, ttl_s=settings.result_ttl_s
                 )

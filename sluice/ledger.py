@@ -29,9 +29,9 @@ import redis
 from psycopg import sql
 
 from sluice import staging
+from sluice.catalog import connect, ensure_catalog
 from sluice.errors import SluiceError
 from sluice.load import outbox
-from sluice.load.transaction import connect, ensure_catalog
 from sluice.settings import Settings
 from sluice.state import checkpoints
 from sluice.state.checkpoints import Keys

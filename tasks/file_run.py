@@ -18,10 +18,9 @@ from typing import Any
 
 from prefect import get_run_logger
 
-from sluice import ledger
+from sluice import catalog, ledger
 from sluice.contracts import FileOutcome, FileRef, InferredSchema, LoadReport, Outcome
 from sluice.errors import StagingLost, TerminalError, UnreadableFile
-from sluice.load import transaction as sink
 from sluice.onepass import applies as one_pass_applies
 from sluice.settings import get_settings
 from tasks.claim import claimed
@@ -108,7 +107,7 @@ def _stages(ref: FileRef, fused: bool) -> tuple[LoadReport, InferredSchema]:
 
 def _ledger_has(ref: FileRef) -> bool:
     """Redis says `loaded`: true only if the ledger agrees (it may have since the fingerprint)."""
-    with sink.connect(get_settings().dsn()) as conn:
+    with catalog.connect(get_settings().dsn()) as conn:
         if ledger.loaded_among(conn, [ref.file_id]):
             return True
     get_run_logger().warning(

@@ -8,11 +8,10 @@ from pathlib import Path
 
 import yaml
 
-from sluice import ledger
+from sluice import catalog, ledger
 from sluice.contracts import FileRef
 from sluice.datasets import dataset_for, load_rules
 from sluice.errors import ConfigError, TransientError, UnreadableFile, translating
-from sluice.load import transaction as sink
 from sluice.read.raw import fingerprint as content_hash
 from sluice.settings import get_settings
 from tasks.policy import stage_task
@@ -39,7 +38,7 @@ def fingerprint(path: str, dataset: str | None = None) -> tuple[FileRef, bool]:
                 hint=f"fix {settings.datasets} (see README, Dataset rules); the file was kept "
                 "where it is and nothing was loaded",
             ) from exc
-    with translating(file=path, stage="fingerprint"), sink.connect(settings.dsn()) as conn:
+    with translating(file=path, stage="fingerprint"), catalog.connect(settings.dsn()) as conn:
         ref = FileRef(
             path=str(file),
             file_id=file_id,
@@ -49,4 +48,4 @@ def fingerprint(path: str, dataset: str | None = None) -> tuple[FileRef, bool]:
             sink=ledger.sink_id(conn, settings.schema_name),
             rules=rules,
         )
-        return ref, sink.is_loaded(conn, file_id)
+        return ref, catalog.is_loaded(conn, file_id)

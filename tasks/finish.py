@@ -8,11 +8,10 @@ from pathlib import Path
 import redis
 from prefect import get_run_logger
 
-from sluice import quarantine, staging
+from sluice import catalog, quarantine, staging
 from sluice.contracts import FileRef
 from sluice.errors import SluiceError, translating
 from sluice.load import outbox
-from sluice.load import transaction as sink
 from sluice.settings import get_settings
 from sluice.state import checkpoints
 from sluice.state.checkpoints import Keys
@@ -67,7 +66,7 @@ def quarantine_file(ref: FileRef, error: SluiceError, attempts: int = 1) -> str:
         quarantine=settings.quarantine,
         inbox=settings.inbox,
     )
-    with translating(file=ref.path, stage="quarantine"), sink.connect(settings.dsn()) as conn:
+    with translating(file=ref.path, stage="quarantine"), catalog.connect(settings.dsn()) as conn:
         outbox.record(
             conn,
             outbox.QUARANTINED,

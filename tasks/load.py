@@ -20,6 +20,7 @@ from uuid import UUID
 from prefect import get_run_logger
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 
+from sluice import catalog
 from sluice.contracts import FileRef, InferredSchema, LoadReport, Staged
 from sluice.errors import TransientError, translating
 from sluice.load import transaction as stage
@@ -37,7 +38,7 @@ def load(ref: FileRef, ready: Staged, schema: InferredSchema) -> LoadReport:
     with (
         writer_slot(ref),
         translating(file=ref.path, stage="load"),
-        stage.connect(settings.dsn()) as conn,
+        catalog.connect(settings.dsn()) as conn,
     ):
         return stage.run(
             conn,

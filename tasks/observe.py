@@ -247,13 +247,12 @@ class RunWatch:
 
 def refresh_backlog() -> None:
     """Dead-letter depth and outbox pending, read from Redis and PostgreSQL now."""
-    from sluice import ledger
+    from sluice import catalog, ledger
     from sluice.load import outbox
-    from sluice.load import transaction as sink
     from sluice.state import checkpoints
 
     settings = get_settings()
-    with sink.connect(settings.dsn()) as conn:
+    with catalog.connect(settings.dsn()) as conn:
         metrics.OUTBOX_PENDING.set(outbox.pending(conn))
         keys = ledger.keys_for(settings.dsn(), settings.schema_name)
     with checkpoints.client(settings.redis_url.get_secret_value()) as r:

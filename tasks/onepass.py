@@ -9,7 +9,7 @@ from __future__ import annotations
 from prefect import get_run_logger
 
 from sluice import onepass as stage
-from sluice.connections import connect
+from sluice.catalog import connect
 from sluice.contracts import FileRef, InferredSchema, LoadReport, Profile, ValidationReport
 from sluice.errors import translating
 from sluice.profile import store as profiles

@@ -3,9 +3,9 @@ run's summary artifact in the Prefect UI; also stages the file cast to its types
 
 from __future__ import annotations
 
+from sluice import catalog
 from sluice.contracts import FileRef, InferredSchema, Profile, Staged
 from sluice.errors import translating
-from sluice.load import transaction as sink
 from sluice.profile import stats as stage
 from sluice.profile import store as profiles
 from sluice.settings import get_settings
@@ -20,7 +20,7 @@ def profile(ref: FileRef, raw: Staged, schema: InferredSchema) -> Profile:
     with translating(file=ref.path, stage="profile"):
         typed = stage_path(settings.staging, ref.file_id, "typed")
         result = stage.run(raw, schema, ref.in_force, settings.batch_rows, typed)
-        with sink.connect(settings.dsn()) as conn:
+        with catalog.connect(settings.dsn()) as conn:
             profiles.save(conn, ref, result)
     attach(
         "profile", profiles.describe(ref.path, result), profiles.artifact_rows(result), ref.dataset

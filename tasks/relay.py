@@ -11,10 +11,9 @@ from pathlib import PurePath
 
 from prefect.events import emit_event
 
-from sluice import ledger
+from sluice import catalog, ledger
 from sluice.errors import translating
 from sluice.load import outbox
-from sluice.load import transaction as sink
 from sluice.settings import get_settings
 from sluice.state import checkpoints
 from tasks.observe import stage_logger
@@ -47,7 +46,7 @@ def relay_events(limit: int = 500) -> int:
     with (
         translating(file="sluice.outbox", stage=outbox.STAGE),
         checkpoints.client(settings.redis_url.get_secret_value()) as r,
-        sink.connect(settings.dsn()) as conn,
+        catalog.connect(settings.dsn()) as conn,
     ):
         keys = ledger.keys_for(settings.dsn(), settings.schema_name)
         for _ in range(MAX_BATCHES):

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from prefect import get_run_logger
 
+from sluice import catalog
 from sluice.contracts import FileRef, InferredSchema, Profile, Staged, ValidationReport
 from sluice.errors import translating
-from sluice.load import transaction as sink
 from sluice.profile import store as profiles
 from sluice.settings import get_settings
 from sluice.validate import reject, verdict
@@ -26,7 +26,7 @@ def validate(
     rules = ref.in_force
     report: ValidationReport | None = None
     try:
-        with translating(file=ref.path, stage="validate"), sink.connect(settings.dsn()) as conn:
+        with translating(file=ref.path, stage="validate"), catalog.connect(settings.dsn()) as conn:
             history = profiles.history(
                 conn, ref.dataset, rules.drift.history if profile else 0, exclude=ref.file_id
             )

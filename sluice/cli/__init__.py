@@ -417,14 +417,13 @@ def status(
     """Per dataset: files loaded and quarantined today, rows, last load, inbox lag, runs in
     flight, dead letters. Example: sluice status --json
     """
-    from sluice import ledger
-    from sluice.load import transaction as sink
+    from sluice import catalog, ledger
     from sluice.state import checkpoints
     from sluice.status import gather
 
     settings = get_settings()
     with (
-        sink.connect(settings.dsn()) as conn,
+        catalog.connect(settings.dsn()) as conn,
         checkpoints.client(settings.redis_url.get_secret_value()) as r,
     ):
         found = gather(conn, r, ledger.keys(conn, settings.schema_name), settings.inbox)
@@ -781,11 +780,10 @@ def forget(
 
     Example: sluice forget 3f2a9c1b7e04 --yes
     """
-    from sluice import ledger
-    from sluice.load import transaction as sink
+    from sluice import catalog, ledger
 
     settings = get_settings()
-    with sink.connect(settings.dsn()) as conn:
+    with catalog.connect(settings.dsn()) as conn:
         file_id = ledger.resolve(conn, file)
         found = ledger.find(conn, file_id)
     what = f"the rows in {found[2]} and the ledger row of" if found else "the Redis state of"

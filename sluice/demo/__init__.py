@@ -21,7 +21,7 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
-from sluice.load.transaction import chunk_count
+from sluice.load import chunk_count
 from sluice.settings import Settings
 
 log = logging.getLogger(__name__)

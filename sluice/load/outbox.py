@@ -1,6 +1,6 @@
 """The transactional outbox: events written in the sink's transaction, relayed once to Redis.
 
-The table `sluice.outbox` is part of the catalog `load.ensure_catalog` creates; a partial index
+The table `sluice.outbox` is part of the catalog `catalog.ensure_catalog` creates; a partial index
 on its undelivered rows keeps the relay's claim cheap however many delivered rows it keeps.
 
 `add` inserts an event in the caller's transaction (load.run adds `sluice.file.loaded` next to
@@ -38,6 +38,7 @@ import psycopg
 import redis
 from psycopg.types.json import Jsonb
 
+from sluice.catalog import ensure_catalog
 from sluice.errors import translating
 from sluice.state.checkpoints import Keys
 
@@ -114,14 +115,14 @@ def record(
     conn: Conn, event: str, *, file_id: str, dataset: str, payload: Mapping[str, Any]
 ) -> int:
     """Insert an event in a transaction of its own (e.g. `sluice.file.quarantined`)."""
-    _ensure_catalog(conn)
+    ensure_catalog(conn)
     with conn.transaction():
         return add(conn, event, file_id=file_id, dataset=dataset, payload=payload)
 
 
 def pending(conn: Conn) -> int:
     """How many events wait for the relay."""
-    _ensure_catalog(conn)
+    ensure_catalog(conn)
     row = conn.execute("SELECT count(*) FROM sluice.outbox WHERE delivered_at IS NULL").fetchone()
     return int(row[0]) if row else 0
 
@@ -165,9 +166,9 @@ def relay(
 
     Events delivered before a failure are marked delivered, the rest stay undelivered for the
     next relay, and the failure is raised as a SluiceError (Redis or database down: transient).
-    `conn` is an autocommit connection, as `load.connect` opens."""
+    `conn` is an autocommit connection, as `catalog.connect` opens."""
     with translating(file="sluice.outbox", stage=STAGE):
-        _ensure_catalog(conn)
+        ensure_catalog(conn)
         with conn.transaction():
             delivered, failure = _deliver(r, keys, claim(conn, limit), publish)
             _mark(conn, delivered)
@@ -205,10 +206,3 @@ def _mark(conn: Conn, delivered: list[tuple[int, str]]) -> None:
         "FROM unnest(%s::bigint[], %s::text[]) AS d(id, stream_id) WHERE o.id = d.id",
         (list(ids), list(stream_ids)),
     )
-
-
-def _ensure_catalog(conn: Conn) -> None:
-    # load owns the catalog and imports this module: import it here, not at the top.
-    from sluice.load.transaction import ensure_catalog
-
-    ensure_catalog(conn)

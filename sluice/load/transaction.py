@@ -10,7 +10,6 @@ last in that transaction, so the event exists exactly when the rows do.
 from __future__ import annotations
 
 import logging
-import weakref
 from collections.abc import Callable, Iterator, Sequence
 
 import psycopg
@@ -19,7 +18,8 @@ import pyarrow.compute as pc
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
-from sluice import connections, enrich, faults
+from sluice import enrich, faults
+from sluice.catalog import ensure_catalog
 from sluice.contracts import FileRef, InferredSchema, LoadReport, PgType, Staged
 from sluice.datasets import DatasetRules
 from sluice.enrich import LINEAGE_NAMES
@@ -45,91 +45,6 @@ _INFO_TYPES: dict[str, PgType] = {
     "time without time zone": "time",
     "numeric": "numeric",
 }
-LEDGER_DDL = """
-CREATE SCHEMA IF NOT EXISTS sluice;
-CREATE TABLE IF NOT EXISTS sluice.files (
-    file_id     text PRIMARY KEY,
-    dataset     text NOT NULL,
-    target      text NOT NULL,
-    path        text NOT NULL,
-    size        bigint NOT NULL,
-    rows        bigint NOT NULL,
-    rules_hash  text NOT NULL,
-    loaded_at   timestamptz NOT NULL DEFAULT now(),
-    file_meta   jsonb
-);
-CREATE TABLE IF NOT EXISTS sluice.schema_history (
-    id          bigserial PRIMARY KEY,
-    target      text NOT NULL,
-    file_id     text NOT NULL,
-    change      text NOT NULL,
-    detail      jsonb NOT NULL,
-    changed_at  timestamptz NOT NULL DEFAULT now()
-);
-CREATE TABLE IF NOT EXISTS sluice.outbox (
-    id            bigserial PRIMARY KEY,
-    event         text NOT NULL,
-    file_id       text NOT NULL,
-    dataset       text NOT NULL,
-    payload       jsonb NOT NULL,
-    created_at    timestamptz NOT NULL DEFAULT now(),
-    delivered_at  timestamptz,
-    stream_id     text
-);
-CREATE INDEX IF NOT EXISTS outbox_undelivered ON sluice.outbox (id) WHERE delivered_at IS NULL;
--- issue 14: how the file was read and what it said besides its rows (sluice/schema/guesses.py)
-ALTER TABLE sluice.files ADD COLUMN IF NOT EXISTS file_meta jsonb;
-"""
-NEWEST_COLUMN = ("sluice.files", "file_meta")  # the catalog's last change: present, all are
-
-
-connect = connections.connect  # an autocommit connection for a block, reused in the process
-
-
-_CHECKED: weakref.WeakKeyDictionary[psycopg.Connection[tuple[object, ...]], set[str]] = (
-    weakref.WeakKeyDictionary()
-)
-
-
-def ensure_ddl(
-    conn: psycopg.Connection[tuple[object, ...]],
-    newest: str,
-    ddl: str,
-    column: tuple[str, str] | None = None,
-) -> None:
-    """Run idempotent catalog DDL unless `newest` (its last table) and `column` (its last
-    added column, as (table, column)) exist; serialised by an advisory lock, since concurrent
-    CREATE ... IF NOT EXISTS races otherwise. One query when there is nothing to do, once per
-    connection: a reused connection (sluice.connections) asks once, not per stage (Sluice never
-    drops its catalog, and a dropped database ends the connections that saw it)."""
-    checked = _CHECKED.setdefault(conn, set())
-    table, name = column or (newest, "")
-    if f"{newest}:{table}.{name}" in checked:
-        return
-    with conn.transaction():
-        present = conn.execute(
-            "SELECT to_regclass(%s) IS NOT NULL AND (%s = '' OR EXISTS (SELECT 1 FROM "
-            "pg_attribute WHERE attrelid = to_regclass(%s) AND attname = %s "
-            "AND NOT attisdropped))",
-            (newest, name, table, name),
-        ).fetchone()
-        if not (present and present[0]):
-            conn.execute("SELECT pg_advisory_xact_lock(hashtext('sluice.catalog'))")
-            conn.execute(ddl)
-    checked.add(f"{newest}:{table}.{name}")
-
-
-def ensure_catalog(conn: psycopg.Connection[tuple[object, ...]]) -> None:
-    """Create Sluice's own tables once. The check is on the newest table and column, so a
-    database whose catalog predates them gets them too (`ADD COLUMN IF NOT EXISTS`)."""
-    ensure_ddl(conn, "sluice.outbox", LEDGER_DDL, NEWEST_COLUMN)
-
-
-def is_loaded(conn: psycopg.Connection[tuple[object, ...]], file_id: str) -> bool:
-    """Whether the ledger holds this content (the catalog is created on first use)."""
-    ensure_catalog(conn)
-    row = conn.execute("SELECT 1 FROM sluice.files WHERE file_id = %s", (file_id,)).fetchone()
-    return row is not None
 
 
 def run(

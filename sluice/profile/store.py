@@ -16,6 +16,7 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
+from sluice.catalog import ensure_profiles
 from sluice.contracts import (
     Bin,
     ColumnProfile,
@@ -25,36 +26,15 @@ from sluice.contracts import (
     TimeProfile,
     ValidationReport,
 )
-from sluice.load.transaction import ensure_catalog, ensure_ddl
 from sluice.validate.reject import name
 
 FORMAT = 1  # version of the stored JSON
-DDL = """
-CREATE SCHEMA IF NOT EXISTS sluice;
-CREATE TABLE IF NOT EXISTS sluice.profiles (
-    file_id      text NOT NULL,
-    dataset      text NOT NULL,
-    path         text NOT NULL,
-    rows         bigint NOT NULL,
-    profile      jsonb NOT NULL,
-    validation   jsonb,
-    profiled_at  timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (file_id, dataset)
-);
-CREATE INDEX IF NOT EXISTS profiles_by_dataset ON sluice.profiles (dataset, profiled_at DESC);
-"""
 Conn = psycopg.Connection[tuple[object, ...]]
-
-
-def ensure_table(conn: Conn) -> None:
-    """Create `sluice.profiles` (and the ledger it joins) once, serialised like the catalog."""
-    ensure_catalog(conn)
-    ensure_ddl(conn, "sluice.profiles", DDL)
 
 
 def save(conn: Conn, ref: FileRef, profile: Profile) -> None:
     """Store (or replace) the file's profile."""
-    ensure_table(conn)
+    ensure_profiles(conn)
     conn.execute(
         "INSERT INTO sluice.profiles (file_id, dataset, path, rows, profile) "
         "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (file_id, dataset) DO UPDATE SET "
@@ -66,7 +46,7 @@ def save(conn: Conn, ref: FileRef, profile: Profile) -> None:
 
 def save_validation(conn: Conn, ref: FileRef, report: ValidationReport) -> None:
     """Record the validation's verdict, warnings, drift and rejected rows with the profile."""
-    ensure_table(conn)
+    ensure_profiles(conn)
     summary = {
         "success": report.success,
         "mode": report.mode,
@@ -102,7 +82,7 @@ def history(conn: Conn, dataset: str, limit: int, *, exclude: str = "") -> list[
     dataset, profiled_at): one query names the history, a second fetches only new profiles."""
     if limit <= 0:
         return []
-    ensure_table(conn)
+    ensure_profiles(conn)
     where = (conn.info.host, str(conn.info.port), conn.info.dbname, dataset)
     names = conn.execute(
         "SELECT p.file_id, p.profiled_at FROM sluice.profiles p JOIN sluice.files f "
@@ -145,7 +125,7 @@ def _fetch(conn: Conn, dataset: str, keys: Sequence[tuple[str, ...]]) -> None:
 
 def stored(conn: Conn, file_id: str, dataset: str) -> Profile | None:
     """The stored profile of one file of a dataset."""
-    ensure_table(conn)
+    ensure_profiles(conn)
     row = conn.execute(
         "SELECT profile FROM sluice.profiles WHERE file_id = %s AND dataset = %s",
         (file_id, dataset),

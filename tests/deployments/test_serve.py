@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from sluice.load.transaction import ensure_catalog
+from sluice.catalog import ensure_catalog
 from sluice.read.raw import fingerprint
 from tests.data import weather_csv
 from tests.fix_stack import REPO, SLUICE, Stack, stop, wait_for

@@ -12,6 +12,7 @@ import redis
 import yaml
 from psycopg import sql
 
+from sluice import catalog
 from sluice.settings import Settings
 from sluice.state.checkpoints import Keys
 from tests.fixtures import layouts
@@ -45,9 +46,8 @@ def ingest(
 def fresh(db: psycopg.Connection[Any], request: pytest.FixtureRequest) -> None:
     """The case's file not in the ledger and its table gone: both paths load the same bytes."""
     case = request.node.callspec.params["case"]
-    from sluice.load import transaction as load
 
-    load.ensure_catalog(db)
+    catalog.ensure_catalog(db)
     file_id = hashlib.sha256(case.build()).hexdigest()
     db.execute("DELETE FROM sluice.files WHERE file_id = %s", (file_id,))
     db.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier("public", case.dataset)))

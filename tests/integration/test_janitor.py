@@ -11,7 +11,7 @@ import psycopg
 import pytest
 import redis
 
-from sluice.load.transaction import ensure_catalog
+from sluice.catalog import ensure_catalog
 from sluice.settings import Settings
 from sluice.state import janitor
 from sluice.state.checkpoints import Keys

@@ -13,7 +13,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from sluice import connections, enrich, onepass, transform
+from sluice import catalog, connections, enrich, onepass, transform
 from sluice.contracts import FileRef, LoadReport, Profile
 from sluice.datasets import DatasetRules
 from sluice.errors import SchemaConflict, UnreadableFile, ValidationFailed
@@ -123,7 +123,7 @@ def _name() -> str:
 def test_one_pass_loads_what_the_staged_path_loads(db: Conn, database: str, tmp_path: Path) -> None:
     path = weather_csv(tmp_path / "a.csv", rows=4_500)
     one, staged = _name(), _name()
-    load.ensure_catalog(db)
+    catalog.ensure_catalog(db)
 
     first = _ref(path, one)
     passed = _one_pass(database, first)

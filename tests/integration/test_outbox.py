@@ -13,7 +13,7 @@ import psycopg
 import pytest
 import redis
 
-from sluice import enrich, transform
+from sluice import catalog, enrich, transform
 from sluice.contracts import FileRef, LoadReport
 from sluice.datasets import DatasetRules
 from sluice.errors import TransientError
@@ -32,7 +32,7 @@ Conn = psycopg.Connection[Any]
 @pytest.fixture
 def clean(db: Conn, redis_client: redis.Redis, sink_keys: Keys) -> Iterator[None]:
     """An empty outbox and no stream or sent keys: each test counts its own events."""
-    load.ensure_catalog(db)
+    catalog.ensure_catalog(db)
     db.execute("DELETE FROM sluice.outbox")
     redis_client.delete(sink_keys.events, *redis_client.scan_iter(sink_keys.sent("*")))
     yield
@@ -147,7 +147,7 @@ def test_a_failed_copy_leaves_no_event(db: Conn, clean: None, tmp_path: Path) ->
 
     bad_id = read.fingerprint(tmp_path / "b.csv")[0]
     assert len(_rows(db, "obx_bad")) == 1  # the first file's event only
-    assert not load.is_loaded(db, bad_id)
+    assert not catalog.is_loaded(db, bad_id)
 
 
 def test_an_event_rolls_back_with_a_load_that_fails_at_commit(
@@ -171,7 +171,7 @@ def test_an_event_rolls_back_with_a_load_that_fails_at_commit(
         db.execute("DROP FUNCTION public.obx_refuse()")
 
     assert _rows(db, "obx_doomed") == []
-    assert not load.is_loaded(db, read.fingerprint(tmp_path / "a.csv")[0])
+    assert not catalog.is_loaded(db, read.fingerprint(tmp_path / "a.csv")[0])
     table = db.execute("SELECT to_regclass('public.obx_doomed')").fetchone()
     assert table == (None,)
 
@@ -421,7 +421,7 @@ def test_a_catalog_older_than_the_outbox_gets_it(db: Conn, database: str, clean:
 
     # a process connecting to it (ensure_ddl checks once per connection: `db` has checked)
     with psycopg.connect(database, autocommit=True) as fresh:
-        load.ensure_catalog(fresh)
+        catalog.ensure_catalog(fresh)
 
     index = db.execute(
         "SELECT indexdef FROM pg_indexes WHERE schemaname = 'sluice' AND tablename = 'outbox' "

@@ -7,8 +7,8 @@ import uuid
 
 import psycopg
 
+from sluice import catalog
 from sluice.contracts import FileRef, Profile
-from sluice.load import transaction as load
 from sluice.profile import store as profiles
 
 
@@ -27,8 +27,8 @@ def _loaded(db: psycopg.Connection, dataset: str, rows: int) -> FileRef:
 def test_history_is_the_loaded_files_newest_first_without_the_excluded_one(
     db: psycopg.Connection,
 ) -> None:
-    load.ensure_catalog(db)
-    profiles.ensure_table(db)
+    catalog.ensure_catalog(db)
+    catalog.ensure_profiles(db)
     dataset = f"hist_{uuid.uuid4().hex[:8]}"
     refs = [_loaded(db, dataset, rows) for rows in (1, 2, 3)]
 
@@ -41,8 +41,8 @@ def test_history_is_the_loaded_files_newest_first_without_the_excluded_one(
 def test_a_replaced_profile_is_read_again_not_taken_from_the_process(
     db: psycopg.Connection,
 ) -> None:
-    load.ensure_catalog(db)
-    profiles.ensure_table(db)
+    catalog.ensure_catalog(db)
+    catalog.ensure_profiles(db)
     dataset = f"hist_{uuid.uuid4().hex[:8]}"
     ref = _loaded(db, dataset, 7)
     assert [p.rows for p in profiles.history(db, dataset, 5)] == [7]

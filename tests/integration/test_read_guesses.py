@@ -14,8 +14,8 @@ import pytest
 import redis
 from typer.testing import CliRunner
 
+from sluice import catalog
 from sluice.cli import app
-from sluice.load import transaction as load
 from tests.fixtures.layouts import nsrdb, pvgis_tmy
 
 pytestmark = [pytest.mark.services, pytest.mark.flow]
@@ -92,7 +92,7 @@ def test_a_footer_is_kept_with_the_ledger_row(
 def test_a_catalog_from_before_the_column_gets_it_and_keeps_its_rows(
     database: str, db: psycopg.Connection[Any]
 ) -> None:
-    load.ensure_catalog(db)
+    catalog.ensure_catalog(db)
     db.execute(
         "INSERT INTO sluice.files (file_id, dataset, target, path, size, rows, rules_hash) "
         "VALUES ('old-catalog-file', 'd', 'public.d', '/x.csv', 1, 1, 'h') "
@@ -102,7 +102,7 @@ def test_a_catalog_from_before_the_column_gets_it_and_keeps_its_rows(
 
     # a process connecting to it (ensure_ddl checks once per connection: `db` has checked)
     with psycopg.connect(database, autocommit=True) as fresh:
-        load.ensure_catalog(fresh)
+        catalog.ensure_catalog(fresh)
 
     row = db.execute(
         "SELECT rows, file_meta FROM sluice.files WHERE file_id = 'old-catalog-file'"

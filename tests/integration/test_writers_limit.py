@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import redis
 
-from sluice.load import transaction as sink
+from sluice import catalog
 from sluice.read.raw import fingerprint
 from sluice.state.checkpoints import Keys
 from sluice.state.locks import WriterSlot, set_writers_limit
@@ -98,11 +98,11 @@ def test_a_load_waits_while_the_writer_slots_are_taken(
         assert redis_client.keys(prepared)  # every stage before load is done ...
         time.sleep(2)
         assert runner.is_alive()  # ... and the load waits for the writer slot
-        assert not sink.is_loaded(db, file_id)
+        assert not catalog.is_loaded(db, file_id)
     finally:
         other.release()
     runner.join(timeout=120)
     redis_client.delete(sink_keys.writers_limit)
 
     assert states and states[0].is_completed()
-    assert sink.is_loaded(db, file_id)
+    assert catalog.is_loaded(db, file_id)
