@@ -7,9 +7,9 @@ from dataclasses import asdict
 from prefect import flow, get_run_logger, task
 
 from sluice import catalog, ledger
-from sluice.errors import translating
 from sluice.settings import get_settings
 from sluice.state import checkpoints, janitor
+from sluice.translate import translating
 
 
 @task(name="sweep-leftovers", retries=2, retry_delay_seconds=5)

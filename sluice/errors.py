@@ -1,4 +1,5 @@
-"""One error tree with a retry axis; driver exceptions are translated here, once, at the edge.
+"""One error tree with a retry axis. Pure: no driver is imported here, so any module may raise
+these at no cost; driver exceptions become them in sluice/translate.py, once, at the edge.
 
     SluiceError                  every error Sluice raises on purpose: file, stage, hint
     ├── StagingLost              a cached stage result points at staged data that is gone:
@@ -19,13 +20,6 @@ The message a person sees is `"<file>: <stage>: <what> — <hint>"`.
 """
 
 from __future__ import annotations
-
-from collections.abc import Iterator
-from contextlib import contextmanager
-
-import psycopg
-import redis.exceptions
-from psycopg import errors as pgerrors
 
 
 class SluiceError(Exception):
@@ -89,75 +83,3 @@ class SchemaConflict(TerminalError):
 
 class ValidationFailed(TerminalError):
     """An `error` expectation failed."""
-
-
-_TRANSIENT_SQLSTATE = (
-    pgerrors.SerializationFailure,
-    pgerrors.DeadlockDetected,
-    pgerrors.LockNotAvailable,
-    pgerrors.AdminShutdown,
-    pgerrors.CrashShutdown,
-    pgerrors.CannotConnectNow,
-    pgerrors.QueryCanceled,  # statement or lock timeout
-    pgerrors.TooManyConnections,
-)
-
-
-def translate(exc: BaseException, *, file: str, stage: str) -> SluiceError:
-    """Map a driver exception to the tree. Unknown exceptions are terminal: never loop on a bug."""
-    if isinstance(exc, SluiceError):
-        return exc.at(file=file, stage=stage)
-    name = type(exc).__name__
-    if _is_transient_db(exc):
-        return TransientError(
-            f"database unavailable ({name}: {_first_line(exc)})",
-            file=file,
-            stage=stage,
-            hint="retried automatically; check that PostgreSQL is up",
-        )
-    if isinstance(exc, redis.exceptions.ConnectionError | redis.exceptions.TimeoutError):
-        return TransientError(
-            f"Redis unavailable ({name}: {_first_line(exc)})",
-            file=file,
-            stage=stage,
-            hint="retried automatically; check that Redis is up",
-        )
-    if isinstance(exc, psycopg.Error):
-        return TerminalError(
-            f"database rejected the data ({name}: {_first_line(exc)})",
-            file=file,
-            stage=stage,
-            hint="fix the file or the table, then replay it",
-        )
-    return TerminalError(
-        f"unexpected {name}: {_first_line(exc)}",
-        file=file,
-        stage=stage,
-        hint="this is a bug in Sluice; report it with the file",
-    )
-
-
-def _is_transient_db(exc: BaseException) -> bool:
-    """Connection loss (no SQLSTATE) and SQLSTATE classes 08, 40, 53, 57, 58 may pass on retry."""
-    if isinstance(exc, _TRANSIENT_SQLSTATE):
-        return True
-    if not isinstance(exc, psycopg.OperationalError):
-        return False
-    state = exc.sqlstate
-    return state is None or state[:2] in {"08", "40", "53", "57", "58"}
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
-@contextmanager
-def translating(*, file: str, stage: str) -> Iterator[None]:
-    """Run a stage body; whatever escapes leaves as a SluiceError that names file and stage."""
-    try:
-        yield
-    except SluiceError as exc:
-        raise exc.at(file=file, stage=stage) from None
-    except Exception as exc:
-        raise translate(exc, file=file, stage=stage) from exc

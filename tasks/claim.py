@@ -18,11 +18,12 @@ from prefect import get_run_logger
 
 from blocks.results import stage_lock_name
 from sluice.contracts import FileRef
-from sluice.errors import FileBusy, TransientError, translating
+from sluice.errors import FileBusy, TransientError
 from sluice.settings import get_settings
 from sluice.state import checkpoints
 from sluice.state.checkpoints import Keys
 from sluice.state.locks import FileLock
+from sluice.translate import translating
 from tasks.policy import CACHED_STAGES, result_key
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from sluice import enrich as stage
 from sluice.contracts import FileRef, Staged, ValidationReport
-from sluice.errors import translating
+from sluice.translate import translating
 from tasks.policy import stage_task
 
 

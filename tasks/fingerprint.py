@@ -11,9 +11,10 @@ import yaml
 from sluice import catalog, ledger
 from sluice.contracts import FileRef
 from sluice.datasets import dataset_for, load_rules
-from sluice.errors import ConfigError, TransientError, UnreadableFile, translating
+from sluice.errors import ConfigError, TransientError, UnreadableFile
 from sluice.read.raw import fingerprint as content_hash
 from sluice.settings import get_settings
+from sluice.translate import translating
 from tasks.policy import stage_task
 
 

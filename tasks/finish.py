@@ -10,11 +10,12 @@ from prefect import get_run_logger
 
 from sluice import catalog, quarantine, staging
 from sluice.contracts import FileRef
-from sluice.errors import SluiceError, translating
+from sluice.errors import SluiceError
 from sluice.load import outbox
 from sluice.settings import get_settings
 from sluice.state import checkpoints
 from sluice.state.checkpoints import Keys
+from sluice.translate import translating
 from tasks.policy import CACHED_STAGES, result_key, stage_task
 from tasks.relay import relay_events
 

@@ -10,10 +10,10 @@ from prefect import get_run_logger
 
 from sluice.contracts import FileRef, InferredSchema, Staged
 from sluice.enrich import INGESTED_AT
-from sluice.errors import translating
 from sluice.schema import guesses
 from sluice.schema import inference as stage
 from sluice.settings import get_settings
+from sluice.translate import translating
 from tasks.observe import attach
 from tasks.policy import stage_task
 

@@ -22,12 +22,13 @@ from prefect.artifacts import create_progress_artifact, update_progress_artifact
 
 from sluice import catalog
 from sluice.contracts import FileRef, InferredSchema, LoadReport, Staged
-from sluice.errors import TransientError, translating
+from sluice.errors import TransientError
 from sluice.load import transaction as stage
 from sluice.settings import get_settings
 from sluice.state import checkpoints
 from sluice.state.checkpoints import Keys
 from sluice.state.locks import WriterSlot
+from sluice.translate import translating
 from tasks.observe import notify
 from tasks.policy import stage_task
 

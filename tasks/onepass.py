@@ -11,9 +11,9 @@ from prefect import get_run_logger
 from sluice import onepass as stage
 from sluice.catalog import connect
 from sluice.contracts import FileRef, InferredSchema, LoadReport, Profile, ValidationReport
-from sluice.errors import translating
 from sluice.profile import store as profiles
 from sluice.settings import get_settings
+from sluice.translate import translating
 from sluice.validate import verdict
 from tasks.load import progress_of, writer_slot
 from tasks.observe import attach, record_seconds

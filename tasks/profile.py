@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from sluice import catalog
 from sluice.contracts import FileRef, InferredSchema, Profile, Staged
-from sluice.errors import translating
 from sluice.profile import stats as stage
 from sluice.profile import store as profiles
 from sluice.settings import get_settings
 from sluice.staging import stage_path
+from sluice.translate import translating
 from tasks.observe import attach
 from tasks.policy import stage_task
 

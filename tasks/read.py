@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from sluice.contracts import FileRef, Staged
-from sluice.errors import translating
 from sluice.read import raw as stage
 from sluice.settings import get_settings
+from sluice.translate import translating
 from tasks.policy import stage_task
 
 

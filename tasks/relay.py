@@ -12,10 +12,10 @@ from pathlib import PurePath
 from prefect.events import emit_event
 
 from sluice import catalog, ledger
-from sluice.errors import translating
 from sluice.load import outbox
 from sluice.settings import get_settings
 from sluice.state import checkpoints
+from sluice.translate import translating
 from tasks.observe import stage_logger
 from tasks.policy import stage_task
 

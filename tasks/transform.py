@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from sluice import transform as stage
 from sluice.contracts import FileRef, InferredSchema, Staged
-from sluice.errors import translating
 from sluice.settings import get_settings
+from sluice.translate import translating
 from tasks.policy import stage_task
 
 

@@ -23,6 +23,7 @@ from rich.console import Console
 from rich.table import Table
 
 from sluice.contracts import FileOutcome, Outcome
+from sluice.errors import SluiceError, TerminalError
 from sluice.settings import Settings, get_settings
 
 if TYPE_CHECKING:
@@ -37,25 +38,6 @@ _DEBUG = False
 _COMMAND = False  # this process is the `sluice` command (main), not a caller of its functions
 
 
-def one_line(exc: BaseException) -> str:
-    """An error as one line a person can act on; the traceback is for --debug."""
-    import psycopg
-    import redis
-
-    from sluice.errors import SluiceError
-
-    if isinstance(exc, SluiceError):
-        return str(exc)
-    if isinstance(exc, psycopg.OperationalError):
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        return f"PostgreSQL unavailable ({first}); start it with `sluice services up postgres`"
-    if isinstance(exc, redis.exceptions.ConnectionError):
-        return f"Redis unavailable ({exc}); start it with `sluice services up redis`"
-    if isinstance(exc, ValueError | OSError):
-        return f"{exc}"
-    return f"{type(exc).__name__}: {exc} (a bug? `sluice --debug ...` shows the traceback)"
-
-
 def _friendly(command: Callable[..., Any]) -> Callable[..., Any]:
     """Run a command; an unexpected error is one line on stderr and exit 1 (unless --debug)."""
 
@@ -68,6 +50,8 @@ def _friendly(command: Callable[..., Any]) -> Callable[..., Any]:
         except Exception as exc:
             if _DEBUG:
                 raise
+            from sluice.translate import one_line  # psycopg and redis: not for --help
+
             err.print(f"error: {one_line(exc)}", highlight=False, soft_wrap=True, markup=False)
             raise typer.Exit(1) from None
 
@@ -335,8 +319,6 @@ def _size(path: Path) -> int | None:
 
 
 def _outcome(path: Path, state: State[FileOutcome], seconds: float) -> FileOutcome:
-    from sluice.errors import TerminalError
-
     result = state.result(raise_on_failure=False)
     if isinstance(result, FileOutcome):
         return result
@@ -633,10 +615,7 @@ def _show_landed(settings: Settings) -> None:
 def _dead_letters(settings: Settings) -> Iterator[tuple[redis.Redis, Keys]]:
     """Redis and the sink's keys for the dlq commands (the letters of the database the settings
     name); an unknown letter or Redis down ends the command with 1."""
-    import redis
-
-    from sluice import ledger
-    from sluice.errors import SluiceError
+    from sluice import ledger, translate
     from sluice.state import checkpoints
 
     keys = ledger.keys_for(settings.dsn(), settings.schema_name)
@@ -646,8 +625,10 @@ def _dead_letters(settings: Settings) -> Iterator[tuple[redis.Redis, Keys]]:
     except SluiceError as exc:
         err.print(str(exc), highlight=False, soft_wrap=True)
         raise typer.Exit(1) from None
-    except redis.exceptions.ConnectionError as exc:
-        err.print(f"Redis unavailable ({exc}); start it with `sluice services up redis`")
+    except Exception as exc:
+        if not translate.is_redis_down(exc):
+            raise
+        err.print(translate.one_line(exc))
         raise typer.Exit(1) from None
     finally:
         r.close()

@@ -39,8 +39,8 @@ import redis
 from psycopg.types.json import Jsonb
 
 from sluice.catalog import ensure_catalog
-from sluice.errors import translating
 from sluice.state.checkpoints import Keys
+from sluice.translate import translating
 
 STAGE = "relay"
 LOADED = "sluice.file.loaded"

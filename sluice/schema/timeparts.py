@@ -26,6 +26,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from sluice.contracts import Column, Guess
+from sluice.errors import SchemaConflict
 
 DERIVED = "time"
 PARTS = ("year", "month", "day", "hour", "minute", "second")
@@ -142,8 +143,6 @@ def plan(
 def _declared(
     columns: tuple[Column, ...], wanted: tuple[str, ...], day_first: bool | None, shapes: Shapes
 ) -> Plan:
-    from sluice.errors import SchemaConflict
-
     used = []
     for name in wanted:
         col = next((c for c in columns if name in (c.source, c.name)), None)

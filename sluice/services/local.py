@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import IO
 from urllib.parse import urlsplit
 
+from sluice.errors import SluiceError
 from sluice.services import script_env, script_path
 from sluice.settings import Settings
 
@@ -117,8 +118,6 @@ class Starting:
             said = output.read().decode(errors="replace").strip().splitlines()
             output.close()
             if code:
-                from sluice.errors import SluiceError
-
                 last = said[-1] if said else f"exit status {code}"
                 raise SluiceError(
                     f"could not start the local {describe(self.names)}: {last}",

@@ -28,6 +28,7 @@ from sluice.contracts import (
     Staged,
     ValidationReport,
 )
+from sluice.errors import SchemaConflict, TerminalError
 from sluice.validate import checks, chunks
 from sluice.validate.gx import GxSuite
 from sluice.validate.suites import baseline_suite, load_suite
@@ -142,7 +143,6 @@ def run(
     the error expectations it covers are collected and, where that saves the file, written to
     `rows_path` (sluice.validate.reject).
     """
-    from sluice.errors import TerminalError  # imports psycopg and redis: not at module import
     from sluice.validate import drift, reject
 
     suite = _suite(schema, rules)
@@ -190,8 +190,6 @@ def run_batches(
 ) -> chunks.Validated:
     """The suite over typed batches (`typed` their schema) as they pass, in file mode: what
     sluice.onepass runs while the rows stream to the COPY (drift and the verdict come after)."""
-    from sluice.errors import TerminalError
-
     suite = _suite(schema, rules)
     try:
         prepared = _Prepared(suite, typed)
@@ -209,8 +207,6 @@ def run_batches(
 
 def _suite(schema: InferredSchema, rules: DatasetRules) -> tuple[Expectation, ...]:
     """The baseline the schema implies, then the dataset's suite file."""
-    from sluice.errors import TerminalError
-
     suite = baseline_suite(schema, _key_names(schema, rules.key))
     if rules.suite:
         try:
@@ -225,8 +221,6 @@ _SUITE_HINT = "fix the dataset's suite file (see datasets.yaml), then replay the
 
 def _key_names(schema: InferredSchema, key: Sequence[str]) -> list[str]:
     """The rules' key (source or target names) as target column names."""
-    from sluice.errors import SchemaConflict
-
     names = []
     for wanted in key:
         found = [c.name for c in schema.columns if wanted in (c.source, c.name)]

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from sluice.contracts import Expectation, ExpectationResult, ValidationReport
+from sluice.errors import ValidationFailed
 from sluice.validate.reject import TIME_CHECKS, name
 
 
@@ -16,8 +17,6 @@ def check(report: ValidationReport, time_column: str = "") -> None:
     names the rule that sets them aside instead."""
     if report.success:
         return
-    from sluice.errors import ValidationFailed
-
     problems = [describe(r, report.rows) for r in report.failures]
     problems += [f"drift {d.check}({d.column}): {d.message}" for d in report.drift_errors]
     counted = f"{len(report.failures)} of {len(report.results)} expectations failed"

@@ -12,9 +12,10 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from sluice.cli import app, one_line
+from sluice.cli import app
 from sluice.errors import UnreadableFile
 from sluice.settings import get_settings
+from sluice.translate import one_line
 
 
 def _commands() -> list[tuple[str, Any]]:

@@ -4,13 +4,8 @@ import psycopg
 import redis
 from psycopg import errors as pgerrors
 
-from sluice.errors import (
-    SchemaConflict,
-    TerminalError,
-    TransientError,
-    translate,
-    translating,
-)
+from sluice.errors import SchemaConflict, TerminalError, TransientError
+from sluice.translate import translate, translating
 
 
 def test_message_names_file_stage_and_hint() -> None:
