@@ -184,7 +184,7 @@ def sluice_cli(path: Path, dataset: str) -> CliRun:
     """`sluice ingest PATH --dataset DATASET` in a new process, as a person's shell runs it, of a
     file not loaded before (ledger row and cached results deleted first). Which stages ran: the
     seconds per stage in its run's summary artifact, read back from the Prefect API."""
-    from sluice.read.raw import fingerprint
+    from sluice.read import fingerprint
 
     with connect() as conn:
         drop_table(conn, dataset)

@@ -34,7 +34,7 @@ import httpx
 from bench import PROJECT_ROOT
 from bench.cpu import cpu_seconds
 from sluice import catalog
-from sluice.read.raw import fingerprint
+from sluice.read import fingerprint
 from sluice.settings import get_settings
 from tests.data import weather_csv
 

@@ -25,7 +25,7 @@ from typing import Any
 
 from bench.common import connect, stage_counts
 from bench.cpu import ServerCpu
-from sluice.read.raw import fingerprint
+from sluice.read import fingerprint
 from sluice.settings import get_settings
 from tests.data import weather_csv
 

@@ -32,12 +32,11 @@ from bench.common import (
     hypertable,
     psql_copy,
 )
-from sluice import enrich, transform
+from sluice import enrich, read, transform
 from sluice.contracts import FileRef
 from sluice.datasets import DatasetRules
 from sluice.load import transaction as load
 from sluice.profile import stats as profile
-from sluice.read import raw as read
 from sluice.schema import inference as schema
 from sluice.settings import get_settings
 from sluice.validate import gx as validate_gx

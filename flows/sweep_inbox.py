@@ -29,7 +29,7 @@ from prefect.exceptions import ObjectNotFound
 from flows.cleanup import sweep_leftovers
 from flows.ingest_file import ingest_file
 from sluice import catalog, ledger
-from sluice.read.raw import fingerprint
+from sluice.read import fingerprint
 from sluice.sensor import held, waiting_files
 from sluice.settings import get_settings
 from sluice.state import checkpoints

@@ -169,7 +169,7 @@ def resolve(conn: Conn, key: str) -> str:
     the ledger; a full 64-digit id the ledger lacks is taken as it is (Redis may know it)."""
     path = Path(key).expanduser()
     if path.is_file():
-        from sluice.read.raw import fingerprint  # pyarrow comes with sluice.read: only when needed
+        from sluice.read import fingerprint  # pyarrow comes with sluice.read: only when needed
 
         return fingerprint(path)[0]
     found = find(conn, key)

@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from sluice import enrich, faults
+from sluice import enrich, faults, read
 from sluice.contracts import (
     Column,
     FileRef,
@@ -52,7 +52,6 @@ from sluice.load import transaction as load
 from sluice.names import unique_identifiers
 from sluice.profile import store as profiles
 from sluice.profile.stats import Profiler, as_target
-from sluice.read import raw as read
 from sluice.read.readers import Notes
 from sluice.schema.casts import convert_column
 from sluice.schema.inference import Candidate, Inference

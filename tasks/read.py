@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from sluice import read as stage
 from sluice.contracts import FileRef, Staged
-from sluice.read import raw as stage
 from sluice.settings import get_settings
 from sluice.translate import translating
 from tasks.policy import stage_task

@@ -25,7 +25,7 @@ from sluice.contracts import Column, FileMeta, Guess, InferredSchema, PgType, St
 from sluice.datasets import DatasetRules
 from sluice.enrich import INGESTED_AT
 from sluice.errors import SchemaConflict
-from sluice.read.raw import json_columns, read_notes, source_names
+from sluice.read import json_columns, read_notes, source_names
 from sluice.schema import timeparts
 from sluice.schema.casts import NUMERIC_PRECISION, cast_text
 from sluice.staging import iter_batches, read_schema

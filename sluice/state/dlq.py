@@ -177,7 +177,7 @@ def restore(letter: Letter, inbox: Path) -> Path:
 
 
 def _holds(path: Path, file_id: str) -> bool:
-    from sluice.read.raw import fingerprint  # pyarrow comes with sluice.read: only when needed
+    from sluice.read import fingerprint  # pyarrow comes with sluice.read: only when needed
 
     return fingerprint(path)[0] == file_id
 

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from sluice.catalog import ensure_catalog
-from sluice.read.raw import fingerprint
+from sluice.read import fingerprint
 from tests.data import weather_csv
 from tests.fix_stack import REPO, SLUICE, Stack, stop, wait_for
 

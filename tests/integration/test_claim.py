@@ -11,7 +11,7 @@ import pytest
 import redis
 
 from blocks.results import stage_lock_name
-from sluice.read.raw import fingerprint
+from sluice.read import fingerprint
 from sluice.settings import Settings
 from sluice.state import checkpoints
 from sluice.state.checkpoints import Keys

@@ -11,7 +11,7 @@ import pytest
 import redis
 from psycopg import sql
 
-from sluice.read.raw import fingerprint
+from sluice.read import fingerprint
 from sluice.settings import Settings
 from sluice.state.checkpoints import Keys
 from tests.data import START, weather_csv

@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from sluice import ledger
 from sluice.cli import app
-from sluice.read.raw import fingerprint
+from sluice.read import fingerprint
 from sluice.settings import Settings
 from sluice.state import checkpoints
 from sluice.state.checkpoints import Keys

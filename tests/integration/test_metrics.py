@@ -158,7 +158,7 @@ def test_each_stage_logs_one_line_with_the_file_id_and_its_seconds(
     run (the UI); a small file's one `file`
     task logs its line and its stages' lines to the `sluice.stages` logger only, and the run
     ships its one end line (`file_id=... outcome=...`)."""
-    from sluice.read.raw import fingerprint
+    from sluice.read import fingerprint
 
     if not fused:
         monkeypatch.setattr(settings, "fuse_below_bytes", 0)

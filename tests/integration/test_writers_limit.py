@@ -12,7 +12,7 @@ import pytest
 import redis
 
 from sluice import catalog
-from sluice.read.raw import fingerprint
+from sluice.read import fingerprint
 from sluice.state.checkpoints import Keys
 from sluice.state.locks import WriterSlot, set_writers_limit
 from tests.data import weather_csv

@@ -25,7 +25,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from sluice.read.raw import fingerprint
+from sluice.read import fingerprint
 from tests.data import weather_csv
 from tests.fix_stack import stop
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from psycopg import sql
 
-from sluice.read.raw import fingerprint
+from sluice.read import fingerprint
 from tests.fix_stack import Stack
 
 _MATRIX: list[dict[str, Any]] = []

@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from sluice.read.raw import fingerprint
+from sluice.read import fingerprint
 from tests.data import weather_csv
 from tests.fix_stack import Stack, wait_for
 from tests.fixtures.formats import CASES

@@ -26,7 +26,7 @@ import pytest
 import redis
 from psycopg import sql
 
-from sluice.read.raw import fingerprint
+from sluice.read import fingerprint
 from sluice.state.locks import WriterSlot
 from tests.data import weather_csv
 from tests.scaleout.conftest import CONCURRENCY_LIMIT, Production

@@ -5,10 +5,10 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
+from sluice import read
 from sluice.contracts import FileRef
 from sluice.datasets import DatasetRules
 from sluice.errors import UnreadableFile
-from sluice.read import raw as read
 
 
 def _read(tmp_path: Path, name: str, data: bytes) -> dict[str, list[object]]:

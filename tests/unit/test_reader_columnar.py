@@ -13,10 +13,10 @@ import pyarrow.orc as orc
 import pyarrow.parquet as pq
 import pytest
 
+from sluice import read
 from sluice.contracts import FileRef
 from sluice.datasets import DatasetRules
 from sluice.errors import UnreadableFile
-from sluice.read import raw as read
 from sluice.read.readers import Opened, Source
 from sluice.read.readers.columnar import normalize_batch, open_parquet
 

@@ -13,10 +13,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from sluice import read
 from sluice.contracts import FileRef
 from sluice.datasets import DatasetRules
 from sluice.errors import UnreadableFile
-from sluice.read import raw as read
 
 Columns = list[list[str | None]]
 

@@ -7,10 +7,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from sluice import read
 from sluice.contracts import FileRef
 from sluice.datasets import DatasetRules
 from sluice.errors import UnreadableFile
-from sluice.read import raw as read
 from sluice.read.readers import Opened
 from sluice.read.readers import json as json_reader
 from sluice.read.readers.json import open_json

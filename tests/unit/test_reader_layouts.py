@@ -15,9 +15,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from sluice import read
 from sluice.datasets import DatasetRules
 from sluice.errors import UnreadableFile
-from sluice.read import raw as read
 from sluice.read.readers import Notes
 
 Columns = list[list[str | None]]

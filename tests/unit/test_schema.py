@@ -194,8 +194,8 @@ def test_a_column_of_dates_and_datetimes_is_timestamptz_not_text(tmp_path: Path)
 
 
 def _read(tmp_path: Path, text: str, **rules: object) -> InferredSchema:
+    from sluice import read
     from sluice.contracts import FileRef
-    from sluice.read import raw as read
 
     path = tmp_path / "file.csv"
     path.write_text(text)
