@@ -32,15 +32,11 @@ from bench.common import (
     hypertable,
     psql_copy,
 )
-from sluice import enrich, read, transform
+from sluice import enrich, load, profile, read, schema, transform, validate
 from sluice.contracts import FileRef
 from sluice.datasets import DatasetRules
-from sluice.load import transaction as load
-from sluice.profile import stats as profile
-from sluice.schema import inference as schema
 from sluice.settings import get_settings
 from sluice.validate import gx as validate_gx
-from sluice.validate import runner as validate
 
 TABLE, COPY_TABLE = "bench_quality", "bench_quality_copy"
 SEED = 1001  # the file of bench.ingest_vs_copy

@@ -8,10 +8,10 @@ import logging
 
 from prefect import get_run_logger
 
+from sluice import schema as stage
 from sluice.contracts import FileRef, InferredSchema, Staged
 from sluice.enrich import INGESTED_AT
 from sluice.schema import guesses
-from sluice.schema import inference as stage
 from sluice.settings import get_settings
 from sluice.translate import translating
 from tasks.observe import attach
@@ -22,7 +22,7 @@ from tasks.policy import stage_task
 def infer_schema(ref: FileRef, raw: Staged) -> InferredSchema:
     settings = get_settings()
     with translating(file=ref.path, stage="infer_schema"):
-        inferred = stage.infer(raw, ref.in_force, settings.batch_rows)
+        inferred = stage.run(raw, ref.in_force, settings.batch_rows)
     if inferred.note:
         level = logging.WARNING if inferred.time_column == INGESTED_AT else logging.INFO
         get_run_logger().log(level, "%s: %s", ref.path, inferred.note)

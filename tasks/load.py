@@ -21,9 +21,9 @@ from prefect import get_run_logger
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 
 from sluice import catalog
+from sluice import load as stage
 from sluice.contracts import FileRef, InferredSchema, LoadReport, Staged
 from sluice.errors import TransientError
-from sluice.load import transaction as stage
 from sluice.settings import get_settings
 from sluice.state import checkpoints
 from sluice.state.checkpoints import Keys

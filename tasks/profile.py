@@ -4,8 +4,8 @@ run's summary artifact in the Prefect UI; also stages the file cast to its types
 from __future__ import annotations
 
 from sluice import catalog
+from sluice import profile as stage
 from sluice.contracts import FileRef, InferredSchema, Profile, Staged
-from sluice.profile import stats as stage
 from sluice.profile import store as profiles
 from sluice.settings import get_settings
 from sluice.staging import stage_path

@@ -8,12 +8,12 @@ from __future__ import annotations
 from prefect import get_run_logger
 
 from sluice import catalog
+from sluice import validate as stage
 from sluice.contracts import FileRef, InferredSchema, Profile, Staged, ValidationReport
 from sluice.profile import store as profiles
 from sluice.settings import get_settings
 from sluice.translate import translating
 from sluice.validate import reject, verdict
-from sluice.validate import runner as stage
 from tasks.observe import attach
 from tasks.policy import stage_task
 

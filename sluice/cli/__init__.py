@@ -810,12 +810,10 @@ def suite_init(
 
     Example: sluice suite init weather data/2024-03-01.csv
     """
-    from sluice import read, staging
+    from sluice import profile, read, schema, staging
     from sluice.contracts import FileRef
     from sluice.datasets import load_rules
     from sluice.names import safe_identifier
-    from sluice.profile import stats as profile
-    from sluice.schema import inference as schema
     from sluice.validate import suites
 
     settings = get_settings()

@@ -8,12 +8,10 @@ from typing import Any
 import psycopg
 import pytest
 
-from sluice import enrich, read, transform
+from sluice import enrich, load, read, schema, transform
 from sluice.contracts import FileRef, LoadReport
 from sluice.datasets import DatasetRules
 from sluice.errors import SchemaConflict
-from sluice.load import transaction as load
-from sluice.schema import inference as schema
 
 pytestmark = pytest.mark.services
 

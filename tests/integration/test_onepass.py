@@ -13,14 +13,12 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from sluice import catalog, connections, enrich, onepass, read, transform
+from sluice import catalog, connections, enrich, onepass, profile, read, transform, validate
 from sluice.contracts import FileRef, LoadReport, Profile
 from sluice.datasets import DatasetRules
 from sluice.errors import SchemaConflict, UnreadableFile, ValidationFailed
 from sluice.load import transaction as load
-from sluice.profile import stats as profile
 from sluice.schema import inference as schema
-from sluice.validate import runner as validate
 from tests.data import weather_csv
 
 BATCH = 1_000  # several batches and COPY chunks in a small file

@@ -13,13 +13,11 @@ import psycopg
 import pytest
 import redis
 
-from sluice import catalog, enrich, read, transform
+from sluice import catalog, enrich, load, read, schema, transform
 from sluice.contracts import FileRef, LoadReport
 from sluice.datasets import DatasetRules
 from sluice.errors import TransientError
 from sluice.load import outbox
-from sluice.load import transaction as load
-from sluice.schema import inference as schema
 from sluice.settings import Settings
 from sluice.state.checkpoints import Keys
 

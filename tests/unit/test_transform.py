@@ -8,10 +8,9 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from sluice import enrich, transform
+from sluice import enrich, profile, transform
 from sluice.contracts import FileRef, Staged
 from sluice.datasets import DatasetRules
-from sluice.profile import stats as profile
 from sluice.staging import write_batches
 from tests.data import TS_V_CAT
 

@@ -933,8 +933,8 @@ def test_enrich_drops_the_rejected_rows_and_keeps_each_rows_place(tmp_path: Path
 
 
 def test_drift_findings_join_the_report_and_an_error_fails_it(tmp_path: Path) -> None:
+    from sluice import profile
     from sluice.datasets import DriftRules
-    from sluice.profile import stats as profile
 
     old = _raw(tmp_path, _values(*"1212121212"))
     history = [profile.run(old, RAW_SCHEMA, DatasetRules("d"), 4)]
