@@ -26,7 +26,11 @@ from sluice.settings import Settings
         ("prefect", "https://api.prefect.cloud/api/accounts/a/workspaces/w", False),
     ],
 )
-def test_only_services_sh_addresses_are_local(name: str, url: str, expected: bool) -> None:
+def test_only_services_sh_addresses_are_local(
+    name: str, url: str, expected: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for variable in ("SLUICE_REDIS_PORT", "SLUICE_PG_PORT", "SLUICE_PREFECT_PORT"):
+        monkeypatch.delenv(variable, raising=False)  # the default ports, whatever the shell set
     assert local.is_local(name, url) is expected
 
 
