@@ -3,19 +3,15 @@ either then relays the outbox's events."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import redis
 from prefect import get_run_logger
 
-from sluice import catalog, quarantine, staging
+from sluice import quarantine, staging
 from sluice.contracts import FileRef
 from sluice.errors import SluiceError
-from sluice.load import outbox
 from sluice.settings import get_settings
 from sluice.state import checkpoints
 from sluice.state.checkpoints import Keys
-from sluice.translate import translating
 from tasks.policy import CACHED_STAGES, result_key, stage_task
 from tasks.relay import relay_events
 
@@ -59,52 +55,7 @@ def cleanup(ref: FileRef) -> None:
 @stage_task("quarantine")
 def quarantine_file(ref: FileRef, error: SluiceError, attempts: int = 1) -> str:
     """Keep the file under quarantine/<dataset>/ and record a dead letter; returns where it went."""
-    settings = get_settings()
-    kept = quarantine.keep(
-        Path(ref.path),
-        dataset=ref.dataset,
-        file_id=ref.file_id,
-        quarantine=settings.quarantine,
-        inbox=settings.inbox,
-    )
-    with translating(file=ref.path, stage="quarantine"), catalog.connect(settings.dsn()) as conn:
-        outbox.record(
-            conn,
-            outbox.QUARANTINED,
-            file_id=ref.file_id,
-            dataset=ref.dataset,
-            payload={
-                "path": ref.path,
-                "quarantined": str(kept),
-                "stage": error.stage,
-                "error": type(error).__name__,
-                "message": error.message,
-                "hint": error.hint,
-                "attempts": attempts,
-            },
-        )
-    r = checkpoints.client(settings.redis_url.get_secret_value())
-    keys = Keys(ref.sink)
-    checkpoints.dead_letter(
-        r,
-        keys,
-        error,
-        file_id=ref.file_id,
-        path=ref.path,
-        quarantined=str(kept),
-        dataset=ref.dataset,
-        attempts=attempts,
-    )
-    checkpoints.set_status(
-        r,
-        keys,
-        ref.file_id,
-        ttl_s=settings.result_ttl_s,
-        status="quarantined",
-        stage=error.stage,
-        dataset=ref.dataset,
-        path=str(kept),
-    )
+    kept = quarantine.run(ref, error, attempts=attempts, settings=get_settings())
     get_run_logger().error("quarantined %s as %s: %s", ref.path, kept, error)
     relay_now()
     return str(kept)
