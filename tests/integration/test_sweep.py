@@ -26,7 +26,8 @@ def test_the_sweep_starts_waiting_files_and_skips_loaded_and_queued_ones(
     from prefect.deployments import run_deployment
 
     from flows.ingest_file import ingest_file
-    from flows.sweep_inbox import queued_paths, sweep_inbox
+    from flows.sweep_inbox import sweep_inbox
+    from tasks.sweep import queued_paths
 
     inbox = home / "inbox" / "swept"
     loaded = _old(weather_csv(inbox / "loaded.csv", rows=20))
@@ -58,8 +59,9 @@ def test_a_file_the_sensor_lets_go_while_the_sweep_looks_gets_no_second_run(
     from prefect.deployments import run_deployment
 
     from flows.ingest_file import ingest_file
-    from flows.sweep_inbox import queued_paths, sweep_inbox
+    from flows.sweep_inbox import sweep_inbox
     from sluice import sensor
+    from tasks.sweep import queued_paths
 
     path = _old(weather_csv(home / "inbox" / "let_go" / "a.csv", rows=20))
     ingest_file.to_deployment("ingest-file").apply()  # no runner: its runs stay scheduled
