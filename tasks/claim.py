@@ -18,7 +18,8 @@ from prefect import get_run_logger
 
 from blocks.results import stage_lock_name
 from sluice.contracts import FileRef
-from sluice.errors import FileBusy, TransientError
+from sluice.errors import FileBusy
+from sluice.retry import retrying
 from sluice.settings import get_settings
 from sluice.state import checkpoints
 from sluice.state.checkpoints import Keys
@@ -42,17 +43,15 @@ def claimed(ref: FileRef) -> Iterator[Claim]:
     backoff); past that the run fails and the file stays in the inbox.
     """
     settings = get_settings()
-    for attempt in range(settings.retries + 1):
-        try:
-            lock, runs, before = _claim(ref)
-            break
-        except FileBusy:
-            raise
-        except TransientError as exc:
-            if attempt == settings.retries:
-                raise
-            get_run_logger().warning("claim of %s: %s; retrying", ref.path, exc.message)
-            time.sleep(settings.retry_backoff_s * 2**attempt)
+    lock, runs, before = retrying(
+        lambda: _claim(ref),
+        retries=settings.retries,
+        backoff_s=settings.retry_backoff_s,
+        on_retry=lambda exc: get_run_logger().warning(
+            "claim of %s: %s; retrying", ref.path, exc.message
+        ),
+        never=(FileBusy,),  # another run has the file: waiting longer is the next run's job
+    )
     try:
         yield Claim(lock, runs, before)
     finally:
