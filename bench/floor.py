@@ -43,7 +43,7 @@ async def bare(n: int = 0) -> int:
 
 def measure(runs: int, concurrency: int) -> dict[str, Any]:
     """runs/s and server CPU seconds per run, after a warm-up run."""
-    from deployments.serve import WarmExecutor
+    from deployments.executor import WarmExecutor
 
     api = os.environ["PREFECT_API_URL"]
     deployment_id = bare.to_deployment("bench-floor").apply()

@@ -40,7 +40,7 @@ from prefect.events.actions import ChangeFlowRunState
 from prefect.events.schemas.automations import AutomationCore, EventTrigger, Posture
 from prefect.exceptions import ObjectNotFound
 
-from deployments.serve import WarmExecutor, keep_writers_limit
+from deployments.executor import WarmExecutor, keep_writers_limit
 from flows.cleanup import cleanup
 from flows.ingest_file import ingest_file
 from flows.relay_outbox import relay_outbox

@@ -1,4 +1,4 @@
-"""The runs of serve's and `sluice worker`'s threads (deployments/serve.py): a run that sends
+"""The runs of serve's and `sluice worker`'s threads (deployments/executor.py): a run that sends
 heartbeats still sends them, and its end does not wait for its heartbeat thread (Prefect's sync
 engine joins it, sleeping in 1 s steps; its async engine does not)."""
 
@@ -28,7 +28,7 @@ def test_a_run_with_heartbeats_sends_them_and_ends_before_its_heartbeat_thread(
     from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
     from prefect.states import Pending
 
-    from deployments import serve
+    from deployments import executor
 
     sent: list[Any] = []
     emit = flow_engine.BaseFlowRunEngine._emit_flow_run_heartbeat
@@ -46,11 +46,11 @@ def test_a_run_with_heartbeats_sends_them_and_ends_before_its_heartbeat_thread(
     with temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: 30}):
         with get_client(sync_client=True) as client:
             warm, run = (client.create_flow_run(beating, state=Pending()) for _ in range(2))
-        serve._execute(beating, warm, heartbeats=True)  # Prefect's own threads start once
+        executor._execute(beating, warm, heartbeats=True)  # Prefect's own threads start once
         wait_for(lambda: not _heartbeat_threads(set()), 10, "the first run's heartbeat thread")
         before = set(threading.enumerate())
 
-        state = serve._execute(beating, run, heartbeats=True)
+        state = executor._execute(beating, run, heartbeats=True)
         unjoined = _heartbeat_threads(before)
 
     assert state.is_completed()

@@ -167,7 +167,7 @@ def test_the_server_accepts_exactly_one_of_several_racing_claims_of_a_scheduled_
     from prefect.client.orchestration import get_client
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    from deployments.serve import WarmExecutor
+    from deployments.executor import WarmExecutor
 
     runs = [production.start_run("replay-dead-letters/replay-dead-letters") for _ in range(8)]
     with temporary_settings({PREFECT_API_URL: production.url}):
