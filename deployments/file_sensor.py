@@ -13,7 +13,6 @@ Either way its Prometheus metrics (arrivals, inbox lag, files waiting, sensor pe
 from __future__ import annotations
 
 import logging
-import signal
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -23,6 +22,7 @@ import psycopg
 import redis
 from prefect.events import emit_event
 
+from deployments.signals import stop_on_signals
 from sluice import catalog, ledger, metrics, status
 from sluice.sensor import Arrival, InboxSensor
 from sluice.settings import Settings, get_settings
@@ -122,9 +122,7 @@ def flush_events(timeout_s: float = 10) -> None:
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
+    stop = stop_on_signals(threading.Event())
     watcher = sensor()
     server = start_metrics(get_settings(), watcher, stop)
     log.info("watching %s (quiet period %.1f s)", watcher.inbox, watcher.quiet_s)

@@ -29,7 +29,6 @@ Stop with SIGTERM or Ctrl-C: the sensor stops, no new run starts, running ones f
 from __future__ import annotations
 
 import logging
-import signal
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -42,6 +41,7 @@ from prefect.events.schemas.deployment_triggers import DeploymentEventTrigger
 
 from deployments.executor import WarmExecutor, keep_writers_limit
 from deployments.file_sensor import ARRIVED, RESOURCE_MATCH, flush_events, sensor, start_metrics
+from deployments.signals import stop_on_signals
 from flows.cleanup import cleanup
 from flows.ingest_file import ingest_file
 from flows.relay_outbox import relay_outbox
@@ -173,10 +173,7 @@ def serve(
     on_ready: Callable[[dict[str, UUID]], None] | None = None,
 ) -> None:
     """Register the deployments, run the sensor and execute runs until `stop` (or a signal)."""
-    stop = stop or threading.Event()
-    if threading.current_thread() is threading.main_thread():
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, lambda *_: stop.set())
+    stop = stop_on_signals(stop or threading.Event())
     writers_chore = keep_writers_limit(writers)
     flows: dict[UUID, Flow[Any, Any]] = {}
     names: dict[str, UUID] = {}

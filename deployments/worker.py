@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
 import socket
 import threading
 from datetime import timedelta
@@ -41,6 +40,7 @@ from prefect.events.schemas.automations import AutomationCore, EventTrigger, Pos
 from prefect.exceptions import ObjectNotFound
 
 from deployments.executor import WarmExecutor, keep_writers_limit
+from deployments.signals import stop_on_signals
 from flows.cleanup import cleanup
 from flows.ingest_file import ingest_file
 from flows.relay_outbox import relay_outbox
@@ -126,10 +126,7 @@ def work(
     stop: threading.Event | None = None,
 ) -> None:
     """Execute the pool's Sluice runs until `stop` (or SIGTERM/SIGINT)."""
-    stop = stop or threading.Event()
-    if threading.current_thread() is threading.main_thread():
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, lambda *_: stop.set())
+    stop = stop_on_signals(stop or threading.Event())
     name = name or f"sluice-{socket.gethostname()}-{os.getpid()}"
     heartbeat_s = int(os.environ.get("PREFECT_FLOWS_HEARTBEAT_FREQUENCY", HEARTBEAT_S))
     writers_chore = keep_writers_limit(writers)
