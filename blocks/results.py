@@ -7,8 +7,10 @@ settings changed.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
+from prefect.locking.protocol import LockManager
 from prefect_redis import RedisDatabase, RedisLockManager
 from pydantic import SecretStr
 
@@ -53,6 +55,36 @@ class LeasedRedisLockManager(RedisLockManager):  # type: ignore[misc]
 
 def lock_manager(settings: Settings) -> LeasedRedisLockManager:
     return LeasedRedisLockManager(connection_url=settings.redis_url.get_secret_value())
+
+
+class LazyLockManager:
+    """A lock manager made on first use by `make` (once: callers serialize it), so that what
+    holds one (the stage tasks' cache policy, made when tasks/ is imported) reads no settings
+    and builds no Redis client at import. Prefect's LockManager protocol, delegated as it is."""
+
+    def __init__(self, make: Callable[[], LockManager]) -> None:
+        self._make = make
+
+    def acquire_lock(self, *args: Any, **kwargs: Any) -> bool:
+        return self._make().acquire_lock(*args, **kwargs)
+
+    async def aacquire_lock(self, *args: Any, **kwargs: Any) -> bool:
+        return await self._make().aacquire_lock(*args, **kwargs)
+
+    def release_lock(self, *args: Any, **kwargs: Any) -> None:
+        self._make().release_lock(*args, **kwargs)
+
+    def is_locked(self, *args: Any, **kwargs: Any) -> bool:
+        return self._make().is_locked(*args, **kwargs)
+
+    def is_lock_holder(self, *args: Any, **kwargs: Any) -> bool:
+        return self._make().is_lock_holder(*args, **kwargs)
+
+    def wait_for_lock(self, *args: Any, **kwargs: Any) -> bool:
+        return self._make().wait_for_lock(*args, **kwargs)
+
+    async def await_for_lock(self, *args: Any, **kwargs: Any) -> bool:
+        return await self._make().await_for_lock(*args, **kwargs)
 
 
 def stage_lock_name(cache_key: str) -> str:

@@ -22,7 +22,7 @@ from prefect.filesystems import WritableFileSystem
 from prefect.tasks import exponential_backoff
 from prefect.transactions import IsolationLevel
 
-from blocks.results import RESULTS_SLUG, lock_manager
+from blocks.results import RESULTS_SLUG, LazyLockManager, LeasedRedisLockManager, lock_manager
 from sluice.contracts import FileRef
 from sluice.errors import TransientError
 from sluice.settings import get_settings
@@ -70,7 +70,20 @@ CACHED_STAGES: dict[str, int] = {
 }
 
 
-_LOCKS = lock_manager(get_settings())
+_MADE: list[LeasedRedisLockManager] = []
+_MAKING = threading.Lock()
+
+
+def stage_locks() -> LeasedRedisLockManager:
+    """The stage locks' manager, made once, on first use, from the settings then in force
+    (one manager: it remembers the locks it holds, to release them)."""
+    with _MAKING:
+        if not _MADE:
+            _MADE.append(lock_manager(get_settings()))
+        return _MADE[0]
+
+
+_LOCKS = LazyLockManager(stage_locks)  # nothing is read or built at import
 
 
 def stage_task(stage: str, composite: bool = False) -> Callable[[Callable[P, R]], Task[P, R]]:
