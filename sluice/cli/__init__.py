@@ -810,10 +810,11 @@ def suite_init(
 
     Example: sluice suite init weather data/2024-03-01.csv
     """
-    from sluice import profile, read, schema, staging
+    from sluice import read
     from sluice.contracts import FileRef
     from sluice.datasets import load_rules
     from sluice.names import safe_identifier
+    from sluice.profile import profile_file
     from sluice.validate import suites
 
     settings = get_settings()
@@ -825,12 +826,7 @@ def suite_init(
     rules = load_rules(settings.datasets, name)
     file_id, size = read.fingerprint(path)
     ref = FileRef(str(path), file_id, name, size, rules.digest())
-    try:
-        raw = read.run(ref, rules, settings.staging, settings.batch_rows)
-        inferred = schema.infer(raw, rules, settings.batch_rows)
-        profiled = profile.run(raw, inferred, rules, settings.batch_rows)
-    finally:
-        staging.remove(settings.staging, file_id)
+    inferred, profiled = profile_file(ref, rules, settings.staging, settings.batch_rows)
     suite = suites.suite_from_profile(
         name, profiled, source=path.name, time_column=inferred.time_column
     )

@@ -30,6 +30,7 @@ from sluice.contracts import (
     Bin,
     Column,
     ColumnProfile,
+    FileRef,
     InferredSchema,
     Profile,
     Staged,
@@ -37,8 +38,10 @@ from sluice.contracts import (
 )
 from sluice.datasets import DatasetRules
 from sluice.profile.sketches import Bins, Counts, Distinct
+from sluice.read import raw as raw_stage
 from sluice.schema.casts import arrow_type, convert_columns
-from sluice.staging import Location, iter_batches, write_batches
+from sluice.schema.inference import infer
+from sluice.staging import Location, iter_batches, remove, write_batches
 
 STAGE = "profile"
 DISTINCT_CAP = 100_000
@@ -256,6 +259,19 @@ def run(
     else:
         typed = write_batches(typed_path, profiler.target, batches)
     return profiler.result(staged.rows, typed)
+
+
+def profile_file(
+    ref: FileRef, rules: DatasetRules, staging: Location, batch_rows: int
+) -> tuple[InferredSchema, Profile]:
+    """The chain read -> infer_schema -> profile for one file, outside any run (`sluice suite
+    init`): nothing is cached, and what it staged is removed before it returns."""
+    try:
+        raw = raw_stage.run(ref, rules, staging, batch_rows)
+        inferred = infer(raw, rules, batch_rows)
+        return inferred, run(raw, inferred, rules, batch_rows)
+    finally:
+        remove(staging, ref.file_id)
 
 
 class Profiler:
