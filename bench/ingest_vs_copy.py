@@ -61,10 +61,10 @@ def copy_round(path: Path) -> float:
 
 def sluice_round(path: Path) -> tuple[float, list[str]]:
     """Seconds of one in-process run of the flow on the file; the stages that did not run."""
-    from sluice.cli import _runs_api, run_files
+    from sluice.cli import run_files, runs_api
     from sluice.read import fingerprint
 
-    _runs_api(get_settings()).ready()  # as `sluice ingest` does: the local server
+    runs_api(get_settings()).ready()  # as `sluice ingest` does: the local server
 
     with connect() as conn:
         drop_table(conn, SLUICE_TABLE)

@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from sluice.cli import _not_detail
+from sluice.cli.runs import _not_detail
 
 
 def _record(name: str, level: int) -> logging.LogRecord:
