@@ -143,7 +143,10 @@ def test_a_file_written_slowly_is_ingested_once_and_complete(
             time.sleep(0.2)
 
     served.wait(lambda: served.ledger("slow"), 300, "the file to be loaded")
-    time.sleep(2)  # would a second (partial) version come?
+    # a partial version would have been announced before the whole file was quiet: its run
+    # exists by the time the complete version's run has completed
+    wait_for(lambda: [r for r in served.runs("slow") if r["state_type"] == "COMPLETED"], 30,
+             "the run to complete")  # fmt: skip
 
     assert list(served.ledger("slow").values()) == [400]
     assert len(served.runs("slow")) == 1

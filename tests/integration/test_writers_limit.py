@@ -3,8 +3,11 @@ at once, across processes; a dead holder's slot frees itself; a load waits for a
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -88,15 +91,12 @@ def test_a_load_waits_while_the_writer_slots_are_taken(
     states: list[Any] = []
     assert other.acquire(wait_s=0)
     try:
-        runner = threading.Thread(target=lambda: states.append(ingest(path)))
-        runner.start()
-        # prepare (read..transform of a small file) stored its result: only load is left
-        prepared = f"{sink_keys.prefix}result:prepare:*:{file_id}:*"
-        deadline = time.monotonic() + 300
-        while not redis_client.keys(prepared) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert redis_client.keys(prepared)  # every stage before load is done ...
-        time.sleep(2)
+        with _heard("waiting for a writer slot") as waiting:  # tasks/load.py's line
+            runner = threading.Thread(target=lambda: states.append(ingest(path)))
+            runner.start()
+            assert waiting.wait(300)
+        # prepare (read..transform of a small file) stored its result: only load is left ...
+        assert redis_client.keys(f"{sink_keys.prefix}result:prepare:*:{file_id}:*")
         assert runner.is_alive()  # ... and the load waits for the writer slot
         assert not catalog.is_loaded(db, file_id)
     finally:
@@ -106,3 +106,22 @@ def test_a_load_waits_while_the_writer_slots_are_taken(
 
     assert states and states[0].is_completed()
     assert catalog.is_loaded(db, file_id)
+
+
+@contextmanager
+def _heard(text: str) -> Iterator[threading.Event]:
+    """An event set once a task run logs a line containing `text` (in this process)."""
+    heard = threading.Event()
+
+    class Listener(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if text in record.getMessage():
+                heard.set()
+
+    listener = Listener()
+    logger = logging.getLogger("prefect.task_runs")
+    logger.addHandler(listener)
+    try:
+        yield heard
+    finally:
+        logger.removeHandler(listener)

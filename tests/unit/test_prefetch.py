@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Iterator
 
 import pytest
@@ -24,16 +23,19 @@ def test_the_producer_runs_in_another_thread() -> None:
 
 def test_the_producer_never_runs_more_than_depth_items_ahead() -> None:
     made: list[int] = []
+    full = threading.Event()
 
     def counting() -> Iterator[int]:
         for i in range(100):
             made.append(i)
+            if i == 3:
+                full.set()  # one handed out, two in the queue, this one waiting for room
             yield i
 
     items = prefetched(counting(), depth=2)
     assert next(items) == 0
-    time.sleep(0.3)  # time for the producer to fill the queue
-    # one handed out, two waiting in the queue, one made and waiting for room
+    assert full.wait(10)
+    # a producer that ran past the bound would have made the rest by now (it does nothing else)
     assert len(made) <= 4
     items.close()
 
