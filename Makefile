@@ -7,7 +7,7 @@ SERVICES := bash scripts/services.sh
 export SLUICE_HOME ?= $(CURDIR)/.sluice
 export SLUICE_DATASETS ?= $(CURDIR)/datasets.yaml
 
-.PHONY: install services demo test unit lint typecheck bench down clean
+.PHONY: install services demo test unit integration slow lint typecheck bench down clean
 
 install: .venv/.installed
 .venv/.installed: pyproject.toml
@@ -21,15 +21,20 @@ demo: install
 	$(SERVICES) up
 	$(SLUICE) demo
 
-test: install
+test: install  # the tooling (scripts/test.sh), then every test
 	bash scripts/test.sh
 
-unit: install
-	$(PY) -m pytest -q tests/unit
+unit: install  # no services needed
+	$(PY) -m pytest -q -m unit
 
-lint: install
-	.venv/bin/ruff check .
-	.venv/bin/ruff format --check sluice
+integration: install  # the local Redis and PostgreSQL, started if down
+	bash scripts/test.sh -q -m integration
+
+slow: install  # private stacks, real Prefect servers, wheels
+	bash scripts/test.sh -q -m slow
+
+lint: install  # ruff format, ruff, mypy strict, shellcheck
+	bash scripts/lint.sh
 
 typecheck: install
 	.venv/bin/mypy

@@ -11,6 +11,8 @@ import os
 import tempfile
 from pathlib import Path
 
+import pytest
+
 _HOME = Path(tempfile.mkdtemp(prefix="sluice-test-"))
 TEST_DB = f"sluice_test_{os.getpid()}"
 PG_PORT = os.environ.get("SLUICE_PG_PORT", "55432")  # the ports scripts/services.sh uses
@@ -31,3 +33,14 @@ os.environ.update(
 )
 
 pytest_plugins = ["tests.fix_services", "tests.fix_prefect", "tests.fix_stack", "tests.fix_browser"]
+
+# The suite's three parts, by folder: `make unit` (no services), `make integration` (the local
+# services, Prefect's ephemeral API), `make slow` (private stacks, real Prefect servers, wheels).
+_PART = {"unit": "unit", "integration": "integration"}  # any other folder: slow
+_TESTS = Path(__file__).parent
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        folder = item.path.relative_to(_TESTS).parts[0]
+        item.add_marker(_PART.get(folder, "slow"))
