@@ -62,11 +62,11 @@ def serving(stack: Stack, tmp_path: Path) -> Iterator[Callable[..., Served]]:
         home = tmp_path / "home"
         (home / "inbox").mkdir(parents=True, exist_ok=True)
         env = {**stack.env, "SLUICE_HOME": str(home), "SLUICE_SENSOR_QUIET_S": "0.5"}
-        log = (tmp_path / "serve.log").open("w")
-        proc = subprocess.Popen(
-            [SLUICE, "serve", *args], env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
-            text=True, start_new_session=True,
-        )  # fmt: skip
+        with (tmp_path / "serve.log").open("w") as log:  # serve writes to its own copy of it
+            proc = subprocess.Popen(
+                [SLUICE, "serve", *args], env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
+                text=True, start_new_session=True,
+            )  # fmt: skip
         started.append(proc)
         wait_for(
             lambda: "watching" in (tmp_path / "serve.log").read_text() or proc.poll() is not None,

@@ -75,13 +75,13 @@ class Production:
     def worker(self, name: str, *args: str, faults: str = "") -> subprocess.Popen[str]:
         """`sluice worker --name NAME ARGS` in a process (and session) of its own; `faults`:
         its SLUICE_FAULTS (sluice/faults.py)."""
-        log = (self.home / f"worker-{name}.log").open("w")
-        proc = subprocess.Popen(
-            [SLUICE, "worker", "--name", name, "--concurrency", "3", *args],
-            env={**self.env, "SLUICE_FAULTS": faults}, cwd=REPO, stdout=log,
-            stderr=subprocess.STDOUT, text=True,
-            start_new_session=True,
-        )  # fmt: skip
+        with (self.home / f"worker-{name}.log").open("w") as log:  # the worker has its own copy
+            proc = subprocess.Popen(
+                [SLUICE, "worker", "--name", name, "--concurrency", "3", *args],
+                env={**self.env, "SLUICE_FAULTS": faults}, cwd=REPO, stdout=log,
+                stderr=subprocess.STDOUT, text=True,
+                start_new_session=True,
+            )  # fmt: skip
         self.workers.append(proc)
         wait_for(
             lambda: "run(s) at once" in self.log(name) or proc.poll() is not None,
