@@ -1,9 +1,9 @@
-"""The configuration reference of the README, generated from the Settings class.
+"""The configuration reference (docs/configuration.md), generated from the Settings class.
 
     python scripts/settings_doc.py           # print the markdown table
-    python scripts/settings_doc.py --write   # replace the table in README.md
+    python scripts/settings_doc.py --write   # replace the table in docs/configuration.md
 
-tests/unit/test_settings_doc.py fails when README.md's table differs from this output.
+tests/unit/test_settings_doc.py fails when the page's table differs from this output.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from pydantic import SecretStr
 from pydantic.fields import FieldInfo
 
 ROOT = Path(__file__).resolve().parents[1]
+PAGE = ROOT / "docs" / "configuration.md"
 sys.path.insert(0, str(ROOT))
 
 from sluice.settings import Settings  # noqa: E402
@@ -30,7 +31,7 @@ def variable(name: str, field: FieldInfo) -> str:
 
 
 def default(field: FieldInfo) -> str:
-    """The default as the README shows it: a computed one (a path under the user's home, say)
+    """The default as the page shows it: a computed one (a path under the user's home, say)
     by the words its field gives, so the table is the same for every reader and machine."""
     extra = field.json_schema_extra
     if isinstance(extra, dict) and "shown_default" in extra:
@@ -61,16 +62,16 @@ def table() -> str:
     return "\n".join(lines)
 
 
-def readme_table(readme: str) -> str:
-    """The generated part of the README (between the markers)."""
-    start, end = readme.index(START) + len(START), readme.index(END)
-    return readme[start:end].strip()
+def page_table(page: str) -> str:
+    """The generated part of the page (between the markers)."""
+    start, end = page.index(START) + len(START), page.index(END)
+    return page[start:end].strip()
 
 
-def write(readme_path: Path = ROOT / "README.md") -> None:
-    readme = readme_path.read_text()
-    start, end = readme.index(START) + len(START), readme.index(END)
-    readme_path.write_text(readme[:start] + "\n" + table() + "\n" + readme[end:])
+def write(path: Path = PAGE) -> None:
+    page = path.read_text()
+    start, end = page.index(START) + len(START), page.index(END)
+    path.write_text(page[:start] + "\n" + table() + "\n" + page[end:])
 
 
 if __name__ == "__main__":
