@@ -22,7 +22,7 @@ TS_V_CAT = InferredSchema(
 
 def weather_csv(path: Path, rows: int, *, start: datetime = START, step_s: int = 600) -> Path:
     """Header with spaces and units, `NA` cells, ISO timestamps with Z; content unique per call."""
-    tag = uuid.uuid4().hex[:8]
+    tag = "n" + uuid.uuid4().hex[:7]  # not hex digits alone: "1234567e-5" is a number
     lines = ["Timestamp,Station ID,Air Temp (°C),Humidity,Note"]
     for i in range(rows):
         ts = (start + timedelta(seconds=i * step_s)).strftime("%Y-%m-%dT%H:%M:%SZ")
