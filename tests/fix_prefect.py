@@ -39,11 +39,13 @@ def per_stage(settings: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(settings, "one_pass", False)
 
 
-def task_states(flow_run_id: Any, timeout_s: float = 15) -> dict[str, str]:
+def task_states(flow_run_id: Any, timeout_s: float = 15, quiet_s: float = 2) -> dict[str, str]:
     """State name of each task of a finished flow run, by task name (`read` -> `Cached`).
 
-    The server records task states from the run's events, after the run has ended (in batches,
-    later still on a busy machine): this waits until none of its tasks is shown unfinished."""
+    The server records task runs and their states from the run's events, after the run has
+    ended (in batches flushed every second, later still on a busy machine): a task may show
+    unfinished, or not at all yet. This waits until every task shown is final and nothing has
+    changed for `quiet_s`."""
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
@@ -57,8 +59,13 @@ def task_states(flow_run_id: Any, timeout_s: float = 15) -> dict[str, str]:
         }
 
     deadline = time.monotonic() + timeout_s
+    last: dict[str, tuple[str, bool]] | None = None
+    since = time.monotonic()
     while True:
         states = asyncio.run(read())
-        if all(final for _, final in states.values()) or time.monotonic() > deadline:
+        if states != last:
+            last, since = states, time.monotonic()
+        settled = all(final for _, final in states.values())
+        if (settled and time.monotonic() - since >= quiet_s) or time.monotonic() > deadline:
             return {task: name for task, (name, _) in states.items()}
         time.sleep(0.1)
