@@ -9,6 +9,11 @@ alternate; median, min-max), the three ways a file meets Sluice:
 - cold, no server: the same, the project's Prefect server stopped first (by the services script,
   and only a server it manages), so the command starts it. Goal: sluice <= psql + 4 s.
 
+Beside psql, the floor of what Sluice writes: a binary COPY of the same rows as Sluice sends them
+(the typed columns and the lineage columns `_file_id`, `_row`, `_ingested_at`), encoded before
+the clock starts by Sluice's own encoder, into a fresh hypertable of those columns. psql's table
+has no lineage columns; the difference between the two is what the lineage costs PostgreSQL.
+
     .venv/bin/python -m bench.ingest_vs_copy --rows 2000000 --rounds 3
 
 Every round is a new file for Sluice: its ledger row and cached stage results are deleted
@@ -21,10 +26,17 @@ services (`make services`). Prints numbers; asserts nothing.
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pcsv
+from psycopg import sql
+
 from bench.common import (
+    COLUMNS,
     STAGES,
     CliRun,
     Figures,
@@ -45,9 +57,30 @@ from bench.common import (
     uncached,
     write_json,
 )
+from sluice import enrich
+from sluice.contracts import PgType
+from sluice.load.pgcopy import iter_copy_parts
+from sluice.load.transaction import LINEAGE_TYPES
 from sluice.settings import get_settings
 
-COPY_TABLE, SLUICE_TABLE = "bench_big_copy", "bench_big_sluice"
+COPY_TABLE, SLUICE_TABLE, LINEAGE_TABLE = "bench_big_copy", "bench_big_sluice", "bench_big_lineage"
+LINEAGE_COLUMNS = COLUMNS + "".join(
+    f", {name} {pg_type} NOT NULL"
+    for name, pg_type in zip(enrich.LINEAGE_NAMES, LINEAGE_TYPES, strict=True)
+)
+# the bench file's columns (bench.common.make_csv) as Sluice infers them
+TYPES: dict[str, PgType] = {
+    "ts": "timestamptz",
+    "device": "bigint",
+    "category": "text",
+    "a": "double precision",
+    "b": "double precision",
+    "c": "double precision",
+    "d": "double precision",
+    "note": "text",
+}
+ARROW = {"timestamptz": pa.timestamp("us", "UTC"), "bigint": pa.int64(),
+         "double precision": pa.float64(), "text": pa.string()}  # fmt: skip
 SEED = 1001  # contents no other script loads (the ledger is keyed by content)
 COLD_ALLOWANCE_S = 4.0  # a new process may take psql's time plus this (issue 13)
 STARTED = "starting the local Prefect server"  # the line `sluice ingest` says it with
@@ -57,6 +90,34 @@ def copy_round(path: Path) -> float:
     with connect() as conn:
         hypertable(conn, COPY_TABLE)
     return psql_copy(path, COPY_TABLE)
+
+
+def encoded_with_lineage(path: Path, batch_rows: int) -> list[bytes]:
+    """The file's rows as Sluice's COPY sends them, typed and with the lineage columns: the
+    binary COPY's header, chunks and trailer, made by Sluice's own encoder."""
+    types = {name: ARROW[pg_type] for name, pg_type in TYPES.items()}
+    table = pcsv.read_csv(path, convert_options=pcsv.ConvertOptions(column_types=types))
+    schema = pa.schema([*table.schema, *enrich.LINEAGE])
+    batches = enrich.with_lineage(
+        iter(table.to_batches(max_chunksize=batch_rows)), schema, "f" * 64, datetime.now(UTC),
+        np.empty(0, dtype=np.int64),
+    )  # fmt: skip
+    return [part for part, _ in iter_copy_parts(batches, [*TYPES.values(), *LINEAGE_TYPES])]
+
+
+def lineage_round(chunks: list[bytes]) -> float:
+    """Seconds of a binary COPY of the encoded chunks into a fresh hypertable, committed."""
+    with connect() as conn:
+        hypertable(conn, LINEAGE_TABLE, LINEAGE_COLUMNS)
+        target = sql.Identifier("public", LINEAGE_TABLE)
+        started = time.perf_counter()
+        with conn.transaction():
+            with conn.cursor().copy(
+                sql.SQL("COPY {} FROM STDIN (FORMAT BINARY)").format(target)
+            ) as copy:
+                for chunk in chunks:
+                    copy.write(chunk)
+        return time.perf_counter() - started
 
 
 def sluice_round(path: Path) -> tuple[float, list[str]]:
@@ -107,10 +168,13 @@ def measure(rows: int, rounds: int, budget_s: float | None = None) -> dict[str, 
     finally:
         warm.unlink()
     first = time.perf_counter() - started
+    chunks = encoded_with_lineage(path, get_settings().batch_rows)
     copies, warms, colds, bares, skipped, notes = [], [], [], [], set(), set()
+    lineages = []
     try:
         for _ in rounds_within(rounds, budget_s):
             copies.append(copy_round(path))
+            lineages.append(lineage_round(chunks))
             seconds, missing = sluice_round(path)
             warms.append(seconds)
             skipped.update(missing)
@@ -127,10 +191,12 @@ def measure(rows: int, rounds: int, budget_s: float | None = None) -> dict[str, 
             services("down", "prefect")
         with connect() as conn:
             drop_table(conn, COPY_TABLE)
+            drop_table(conn, LINEAGE_TABLE)
             forget_dataset(conn, SLUICE_TABLE)  # the table, and the ledger rows of all its runs
     return dict(
         rows=rows, mb=path.stat().st_size / 1e6, rounds=len(copies), first_run_s=first,
-        copy=Figures(tuple(copies)), warm=Figures(tuple(warms)), cold=Figures(tuple(colds)),
+        copy=Figures(tuple(copies)), lineage=Figures(tuple(lineages)),
+        warm=Figures(tuple(warms)), cold=Figures(tuple(colds)),
         bare=Figures(tuple(bares)) if bares else None, not_run=sorted(skipped),
         notes=sorted(notes),
     )  # fmt: skip
@@ -146,7 +212,11 @@ def report(m: dict[str, Any]) -> list[dict[str, Any]]:
     print(f"file: {rows:,} rows, {m['mb']:.0f} MB, {m['rounds']} rounds (median, min-max)")
     print(f"first run in process (1,000 rows, imports + Prefect start): {m['first_run_s']:.2f} s")
     _line("psql \\copy into hypertable", copy, rows, "(baseline)")
+    lineage = m["lineage"]
+    tail = f"ratio {lineage.median / copy.median:.2f} (binary, with lineage columns psql lacks)"
+    _line("binary COPY, Sluice's rows", lineage, rows, tail)
     _line("sluice, warm process", warm, rows, f"ratio {warm.median / copy.median:.2f} (<= 1.0)")
+    print(f"sluice warm / binary COPY of its rows: {warm.median / lineage.median:.2f}")
     for label, figures in (("sluice ingest, server up", cold), ("sluice ingest, no server", bare)):
         if figures is not None:
             tail = f"ratio {figures.median / copy.median:.2f} (<= psql + 4 s = {limit:.2f} s)"
@@ -169,6 +239,7 @@ def _goals(m: dict[str, Any], limit: float) -> list[dict[str, Any]]:
             name.format("", "in a warm process"), warm.show(), copy.show(),
             warm.median / copy.median, "<= 1.0", ok and warm.median <= copy.median,
             first_run_s=round(m["first_run_s"], 2), not_run=m["not_run"],
+            binary_copy_with_lineage_s=round(m["lineage"].median, 2),
         )
     ]  # fmt: skip
     cold_ones = (("a", "in a new process, Prefect server up", m["cold"]),
@@ -193,8 +264,9 @@ def main() -> None:
     m = measure(args.rows, args.rounds, args.budget_s)
     goals = report(m)
     write_json(
-        args.json, goals, copy_s=m["copy"].values, warm_s=m["warm"].values,
-        cold_s=m["cold"].values, no_server_s=m["bare"].values if m["bare"] else [],
+        args.json, goals, copy_s=m["copy"].values, lineage_copy_s=m["lineage"].values,
+        warm_s=m["warm"].values, cold_s=m["cold"].values,
+        no_server_s=m["bare"].values if m["bare"] else [],
     )  # fmt: skip
 
 
