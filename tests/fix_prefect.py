@@ -1,23 +1,88 @@
-"""Prefect on its ephemeral API with a temporary database, once per test session."""
+"""Prefect on its ephemeral API with a database of its own, once per test session."""
 
 from __future__ import annotations
 
 import asyncio
+import inspect
+import os
+import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 import redis
+from psycopg import sql
+
+from tests.conftest import ADMIN_DSN, PG_PORT
+
+PREFECT_TEST_DB = f"prefect_test_{os.getpid()}"
 
 
 @pytest.fixture(scope="session")
 def prefect_api() -> Iterator[None]:
-    from prefect.testing.utilities import prefect_test_harness
+    """Prefect's ephemeral API as `prefect_test_harness` starts it (a server subprocess on a free
+    port, the process's settings pointed at it), but on a PostgreSQL database of this session in
+    the test cluster rather than the harness's SQLite file. On SQLite a busy machine had the
+    server wait a minute (its busy timeout) on the database's lock: the engine's retried final
+    state came back rejected, without its result (CI at 61ba7fc, `MissingResult`)."""
+    from prefect.server.api.server import SubprocessASGIServer
+    from prefect.settings import (
+        PREFECT_API_URL,
+        PREFECT_SERVER_DATABASE_CONNECTION_URL,
+        temporary_settings,
+    )
 
-    with prefect_test_harness(server_startup_timeout=120):
-        yield
+    with psycopg.connect(ADMIN_DSN, autocommit=True, connect_timeout=3) as admin:
+        _recreate(admin, PREFECT_TEST_DB)
+    url = f"postgresql+asyncpg://sluice@127.0.0.1:{PG_PORT}/{PREFECT_TEST_DB}"
+    with temporary_settings(updates={PREFECT_SERVER_DATABASE_CONNECTION_URL: url}):
+        server = SubprocessASGIServer(port=_free_port())
+        prior = SubprocessASGIServer._instances.get(None)
+        SubprocessASGIServer._instances[None] = server  # code asking for one finds this one
+        server.start(timeout=120)
+        try:
+            with temporary_settings(updates={PREFECT_API_URL: server.api_url}):
+                yield
+                _drain()  # the logs and events of the session's runs, while the server answers
+        finally:
+            server.stop()
+            if prior is None:
+                SubprocessASGIServer._instances.pop(None, None)
+            else:
+                SubprocessASGIServer._instances[None] = prior
+    with psycopg.connect(ADMIN_DSN, autocommit=True) as admin:
+        admin.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+                sql.Identifier(PREFECT_TEST_DB)
+            )
+        )
+
+
+def _drain() -> None:
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
+    from prefect.utilities.asyncutils import run_coro_as_sync
+
+    async def drain() -> None:
+        for result in (APILogWorker.instance().drain(), EventsWorker.drain_all()):
+            if inspect.isawaitable(result):
+                await result
+
+    run_coro_as_sync(drain())
+
+
+def _recreate(admin: psycopg.Connection[Any], name: str) -> None:
+    admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+    admin.execute(sql.SQL("CREATE DATABASE {} OWNER sluice").format(sql.Identifier(name)))
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 @pytest.fixture
