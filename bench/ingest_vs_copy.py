@@ -28,7 +28,7 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pyarrow as pa
@@ -61,6 +61,7 @@ from sluice import enrich
 from sluice.contracts import PgType
 from sluice.load.pgcopy import iter_copy_parts
 from sluice.load.transaction import LINEAGE_TYPES
+from sluice.schema.casts import arrow_type
 from sluice.settings import get_settings
 
 COPY_TABLE, SLUICE_TABLE, LINEAGE_TABLE = "bench_big_copy", "bench_big_sluice", "bench_big_lineage"
@@ -68,19 +69,11 @@ LINEAGE_COLUMNS = COLUMNS + "".join(
     f", {name} {pg_type} NOT NULL"
     for name, pg_type in zip(enrich.LINEAGE_NAMES, LINEAGE_TYPES, strict=True)
 )
-# the bench file's columns (bench.common.make_csv) as Sluice infers them
+# the bench file's columns (bench.common.make_csv) as Sluice infers them: COLUMNS' types
 TYPES: dict[str, PgType] = {
-    "ts": "timestamptz",
-    "device": "bigint",
-    "category": "text",
-    "a": "double precision",
-    "b": "double precision",
-    "c": "double precision",
-    "d": "double precision",
-    "note": "text",
+    name: cast(PgType, pg_type.removesuffix(" NOT NULL"))
+    for name, pg_type in (column.split(" ", 1) for column in COLUMNS.split(", "))
 }
-ARROW = {"timestamptz": pa.timestamp("us", "UTC"), "bigint": pa.int64(),
-         "double precision": pa.float64(), "text": pa.string()}  # fmt: skip
 SEED = 1001  # contents no other script loads (the ledger is keyed by content)
 COLD_ALLOWANCE_S = 4.0  # a new process may take psql's time plus this (issue 13)
 STARTED = "starting the local Prefect server"  # the line `sluice ingest` says it with
@@ -95,7 +88,7 @@ def copy_round(path: Path) -> float:
 def encoded_with_lineage(path: Path, batch_rows: int) -> list[bytes]:
     """The file's rows as Sluice's COPY sends them, typed and with the lineage columns: the
     binary COPY's header, chunks and trailer, made by Sluice's own encoder."""
-    types = {name: ARROW[pg_type] for name, pg_type in TYPES.items()}
+    types = {name: arrow_type(pg_type) for name, pg_type in TYPES.items()}
     table = pcsv.read_csv(path, convert_options=pcsv.ConvertOptions(column_types=types))
     schema = pa.schema([*table.schema, *enrich.LINEAGE])
     batches = enrich.with_lineage(
@@ -111,12 +104,10 @@ def lineage_round(chunks: list[bytes]) -> float:
         hypertable(conn, LINEAGE_TABLE, LINEAGE_COLUMNS)
         target = sql.Identifier("public", LINEAGE_TABLE)
         started = time.perf_counter()
-        with conn.transaction():
-            with conn.cursor().copy(
-                sql.SQL("COPY {} FROM STDIN (FORMAT BINARY)").format(target)
-            ) as copy:
-                for chunk in chunks:
-                    copy.write(chunk)
+        statement = sql.SQL("COPY {} FROM STDIN (FORMAT BINARY)").format(target)
+        with conn.transaction(), conn.cursor().copy(statement) as copy:
+            for chunk in chunks:
+                copy.write(chunk)
         return time.perf_counter() - started
 
 

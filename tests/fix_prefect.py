@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import inspect
 import os
-import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,9 +13,9 @@ from typing import Any
 import psycopg
 import pytest
 import redis
-from psycopg import sql
 
 from tests.conftest import ADMIN_DSN, PG_PORT
+from tests.fix_services import drop_database, recreate_database
 
 PREFECT_TEST_DB = f"prefect_test_{os.getpid()}"
 
@@ -35,11 +34,13 @@ def prefect_api() -> Iterator[None]:
         temporary_settings,
     )
 
+    from tests.fix_stack import free_port  # a plugin registered after this one: imported by it
+
     with psycopg.connect(ADMIN_DSN, autocommit=True, connect_timeout=3) as admin:
-        _recreate(admin, PREFECT_TEST_DB)
+        recreate_database(admin, PREFECT_TEST_DB)
     url = f"postgresql+asyncpg://sluice@127.0.0.1:{PG_PORT}/{PREFECT_TEST_DB}"
     with temporary_settings(updates={PREFECT_SERVER_DATABASE_CONNECTION_URL: url}):
-        server = SubprocessASGIServer(port=_free_port())
+        server = SubprocessASGIServer(port=free_port())
         prior = SubprocessASGIServer._instances.get(None)
         SubprocessASGIServer._instances[None] = server  # code asking for one finds this one
         server.start(timeout=120)
@@ -53,12 +54,7 @@ def prefect_api() -> Iterator[None]:
                 SubprocessASGIServer._instances.pop(None, None)
             else:
                 SubprocessASGIServer._instances[None] = prior
-    with psycopg.connect(ADMIN_DSN, autocommit=True) as admin:
-        admin.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-                sql.Identifier(PREFECT_TEST_DB)
-            )
-        )
+    drop_database(PREFECT_TEST_DB)
 
 
 def _drain() -> None:
@@ -72,17 +68,6 @@ def _drain() -> None:
                 await result
 
     run_coro_as_sync(drain())
-
-
-def _recreate(admin: psycopg.Connection[Any], name: str) -> None:
-    admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-    admin.execute(sql.SQL("CREATE DATABASE {} OWNER sluice").format(sql.Identifier(name)))
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @pytest.fixture

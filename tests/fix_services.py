@@ -39,14 +39,25 @@ def database(settings: Settings) -> Iterator[str]:
     except psycopg.OperationalError as exc:
         _unavailable(f"PostgreSQL is not reachable ({exc})")
     with admin:
-        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(TEST_DB)))
-        admin.execute(sql.SQL("CREATE DATABASE {} OWNER sluice").format(sql.Identifier(TEST_DB)))
+        recreate_database(admin, TEST_DB)
     with psycopg.connect(ADMIN_DSN.rsplit("/", 1)[0] + f"/{TEST_DB}", autocommit=True) as conn:
         conn.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
     yield settings.dsn()
+    drop_database(TEST_DB)
+
+
+def recreate_database(admin: psycopg.Connection[Any], name: str) -> None:
+    """A new, empty database `name` owned by the `sluice` role (one left by an earlier session
+    of the same name dropped first)."""
+    admin.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
+    admin.execute(sql.SQL("CREATE DATABASE {} OWNER sluice").format(sql.Identifier(name)))
+
+
+def drop_database(name: str) -> None:
+    """Drop the database, whatever still connects to it."""
     with psycopg.connect(ADMIN_DSN, autocommit=True) as admin:
         admin.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(TEST_DB))
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
         )
 
 
