@@ -10,7 +10,7 @@ alternate; median, min-max), the three ways a file meets Sluice:
   and only a server it manages), so the command starts it. Goal: sluice <= psql + 4 s.
 
 Beside psql, the floor of what Sluice writes: a binary COPY of the same rows as Sluice sends them
-(the typed columns and the lineage columns `_file_id`, `_row`, `_ingested_at`), encoded before
+(the typed columns and the lineage columns `_load_id`, `_row`, `_ingested_at`), encoded before
 the clock starts by Sluice's own encoder, into a fresh hypertable of those columns. psql's table
 has no lineage columns; the difference between the two is what the lineage costs PostgreSQL.
 
@@ -60,14 +60,14 @@ from bench.common import (
 from sluice import enrich
 from sluice.contracts import PgType
 from sluice.load.pgcopy import iter_copy_parts
-from sluice.load.transaction import LINEAGE_TYPES
+from sluice.load.transaction import LINEAGE_TYPES, with_load_id
 from sluice.schema.casts import arrow_type
 from sluice.settings import get_settings
 
 COPY_TABLE, SLUICE_TABLE, LINEAGE_TABLE = "bench_big_copy", "bench_big_sluice", "bench_big_lineage"
 LINEAGE_COLUMNS = COLUMNS + "".join(
     f", {name} {pg_type} NOT NULL"
-    for name, pg_type in zip(enrich.LINEAGE_NAMES, LINEAGE_TYPES, strict=True)
+    for name, pg_type in zip(enrich.TABLE_LINEAGE_NAMES, LINEAGE_TYPES, strict=True)
 )
 # the bench file's columns (bench.common.make_csv) as Sluice infers them: COLUMNS' types
 TYPES: dict[str, PgType] = {
@@ -91,10 +91,10 @@ def encoded_with_lineage(path: Path, batch_rows: int) -> list[bytes]:
     types = {name: arrow_type(pg_type) for name, pg_type in TYPES.items()}
     table = pcsv.read_csv(path, convert_options=pcsv.ConvertOptions(column_types=types))
     schema = pa.schema([*table.schema, *enrich.LINEAGE])
-    batches = enrich.with_lineage(
+    batches = with_load_id(enrich.with_lineage(
         iter(table.to_batches(max_chunksize=batch_rows)), schema, "f" * 64, datetime.now(UTC),
         np.empty(0, dtype=np.int64),
-    )  # fmt: skip
+    ), 1)  # fmt: skip
     return [part for part, _ in iter_copy_parts(batches, [*TYPES.values(), *LINEAGE_TYPES])]
 
 

@@ -136,7 +136,7 @@ def copy_table() -> None:
         )
         conn.execute(
             sql.SQL(
-                "ALTER TABLE {} ALTER _file_id SET DEFAULT 'copy', ALTER _row SET DEFAULT 0, "
+                "ALTER TABLE {} ALTER _load_id SET DEFAULT 0, ALTER _row SET DEFAULT 0, "
                 "ALTER _ingested_at SET DEFAULT now()"
             ).format(sql.Identifier("public", COPY_TABLE))
         )

@@ -1,7 +1,9 @@
 """Lineage columns: each row knows its file (`_file_id`), place (`_row`) and arrival.
 
 Rows that row-level validation set aside are left out; the others keep their `_row`, their
-1-based place in the file. enrich writes nothing: its output is the staged data plus a
+1-based place in the file. In the table, the file is `_load_id`, its ledger row's 8-byte
+`load_id` (sluice/load/transaction.py swaps it in as the rows go): the 64-character hash on
+every row had doubled a narrow table. enrich writes nothing: its output is the staged data plus a
 `Lineage`, and `batches()` adds the columns as transform or load read it.
 """
 
@@ -25,6 +27,9 @@ LINEAGE: tuple[pa.Field, ...] = (
     pa.field(INGESTED_AT, pa.timestamp("us", "UTC"), nullable=False),
 )
 LINEAGE_NAMES = tuple(f.name for f in LINEAGE)
+FILE_ID = LINEAGE_NAMES[0]
+LOAD_ID = "_load_id"  # the table's column for the file: sluice.files.load_id
+TABLE_LINEAGE_NAMES = (LOAD_ID, *LINEAGE_NAMES[1:])  # a table's; before load_id, LINEAGE_NAMES
 
 
 def run(ref: FileRef, staged: Staged, rejected: Rejected | None = None) -> Staged:

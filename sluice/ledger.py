@@ -30,6 +30,7 @@ from psycopg import sql
 
 from sluice import staging
 from sluice.catalog import connect, ensure_catalog
+from sluice.enrich import FILE_ID, LOAD_ID
 from sluice.errors import SluiceError
 from sluice.load import outbox
 from sluice.settings import Settings
@@ -128,21 +129,26 @@ def forget(conn: Conn, file_id: str) -> Forgotten | None:
     ensure_catalog(conn)  # a database Sluice never wrote to has no ledger yet: nothing to forget
     with conn.transaction():
         row = conn.execute(
-            "DELETE FROM sluice.files WHERE file_id = %s RETURNING dataset, target",
+            "DELETE FROM sluice.files WHERE file_id = %s RETURNING dataset, target, load_id",
             (file_id,),
         ).fetchone()
         if row is None:
             return None
-        dataset, target = str(row[0]), str(row[1])
+        dataset, target, load_id = str(row[0]), str(row[1]), row[2]
         schema_name, table = target.rsplit(".", 1)  # a dataset is a safe identifier: no dots
         deleted = 0
-        exists = "SELECT 1 FROM pg_tables WHERE schemaname = %s AND tablename = %s"
-        if conn.execute(exists, (schema_name, table)).fetchone():
+        lineage = conn.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_schema = %s "
+            "AND table_name = %s AND column_name IN (%s, %s) ORDER BY column_name DESC",
+            (schema_name, table, LOAD_ID, FILE_ID),
+        ).fetchone()  # `_load_id`; a table from before load_id names its rows' file by hash
+        if lineage is not None:
+            column, key = (LOAD_ID, load_id) if lineage[0] == LOAD_ID else (FILE_ID, file_id)
             deleted = conn.execute(
-                sql.SQL("DELETE FROM {} WHERE _file_id = %s").format(
-                    sql.Identifier(schema_name, table)
+                sql.SQL("DELETE FROM {} WHERE {} = %s").format(
+                    sql.Identifier(schema_name, table), sql.Identifier(column)
                 ),
-                (file_id,),
+                (key,),
             ).rowcount
         outbox.add(
             conn,

@@ -1,4 +1,4 @@
-"""enrich: add the lineage columns `_file_id`, `_row`, `_ingested_at`; drop the rows row-level
+"""enrich: add the lineage columns (the file, `_row`, `_ingested_at`); drop the rows row-level
 validation set aside."""
 
 from __future__ import annotations

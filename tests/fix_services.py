@@ -105,3 +105,15 @@ def count_rows(db: psycopg.Connection[Any], table: str, where: str = "TRUE") -> 
         sql.SQL("SELECT count(*) FROM {} WHERE " + where).format(sql.Identifier("public", table))
     ).fetchone()
     return int(row[0]) if row else 0
+
+
+def doubled_rows(db: psycopg.Connection[Any], table: str) -> int:
+    """Rows of public.<table> beyond one per (file, row): a row twice, or a row whose `_load_id`
+    no ledger row has (a load the ledger does not hold). 0 when loads were exactly once."""
+    row = db.execute(
+        sql.SQL(
+            "SELECT (SELECT count(*) FROM {0}) - (SELECT count(DISTINCT (f.file_id, t._row)) "
+            "FROM {0} t JOIN sluice.files f ON f.load_id = t._load_id)"
+        ).format(sql.Identifier("public", table))
+    ).fetchone()
+    return int(row[0]) if row else -1

@@ -16,7 +16,7 @@ import psycopg
 from psycopg import sql
 
 from sluice.contracts import Column, InferredSchema, PgType
-from sluice.enrich import LINEAGE_NAMES
+from sluice.enrich import LINEAGE_NAMES, LOAD_ID
 from sluice.errors import SchemaConflict
 
 log = logging.getLogger(__name__)
@@ -74,7 +74,7 @@ def plan(
             widen.append((col, have))
         else:
             raise _conflict(col, have, table)
-    missing = set(existing) - {c.name for c in schema.columns} - set(LINEAGE_NAMES)
+    missing = set(existing) - {c.name for c in schema.columns} - {*LINEAGE_NAMES, LOAD_ID}
     if missing:
         log.info("columns absent from the file load as NULL: %s", sorted(missing))
     return Plan(create=False, add=tuple(add), widen=tuple(widen), casts=tuple(casts))

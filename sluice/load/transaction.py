@@ -1,10 +1,11 @@
 """The sink: ledger row, DDL, hypertable, schema evolution and binary COPY in one transaction.
 
 Exactly once: the ledger row (`sluice.files`, primary key = content hash) is inserted first in
-the same transaction as the rows. A concurrent load of the same file blocks on that key and then
-finds it committed (`duplicate`); a crash before commit leaves nothing visible; a retry after
-commit finds the ledger row and loads nothing. The `sluice.file.loaded` outbox row is written
-last in that transaction, so the event exists exactly when the rows do.
+the same transaction as the rows, and its `load_id` is every row's `_load_id`. A concurrent load
+of the same file blocks on that key and then finds it committed (`duplicate`); a crash before
+commit leaves nothing visible; a retry after commit finds the ledger row and loads nothing. The
+`sluice.file.loaded` outbox row is written last in that transaction, so the event exists exactly
+when the rows do. A table created before `load_id` keeps `_file_id`, the hash, on its rows.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from sluice import enrich, faults
 from sluice.catalog import ensure_catalog
 from sluice.contracts import FileRef, InferredSchema, LoadReport, PgType, Staged
 from sluice.datasets import DatasetRules
-from sluice.enrich import LINEAGE_NAMES
+from sluice.enrich import FILE_ID, LINEAGE_NAMES, LOAD_ID, TABLE_LINEAGE_NAMES
 from sluice.errors import SchemaConflict
 from sluice.load import evolution, outbox
 from sluice.load.pgcopy import iter_copy_parts
@@ -32,7 +33,8 @@ from sluice.schema.casts import arrow_type
 
 STAGE = "load"
 log = logging.getLogger(__name__)
-LINEAGE_TYPES: tuple[PgType, ...] = ("text", "bigint", "timestamptz")
+LINEAGE_TYPES: tuple[PgType, ...] = ("bigint", "bigint", "timestamptz")  # TABLE_LINEAGE_NAMES'
+BY_HASH_TYPES: tuple[PgType, ...] = ("text", "bigint", "timestamptz")  # LINEAGE_NAMES': old tables
 _INFO_TYPES: dict[str, PgType] = {
     "boolean": "boolean",
     "bigint": "bigint",
@@ -107,10 +109,13 @@ def load_batches(
                 sql.Literal(f"{int(lock_timeout_s * 1000)}ms")
             )
         )
-        if not _claim(conn, ref, rows or 0, label, guesses.for_ledger(schema)):
+        load_id = _claim(conn, ref, rows or 0, label, guesses.for_ledger(schema))
+        if load_id is None:
             return LoadReport(table=label, rows=0, outcome="duplicate")
-        plan = _prepare_table(conn, ref, schema, rules, schema_name)
-        sent = _copy(conn, target, batches, schema, plan, progress)
+        plan, by_hash = _prepare_table(conn, ref, schema, rules, schema_name)
+        if not by_hash:
+            batches = with_load_id(batches, load_id)
+        sent = _copy(conn, target, batches, schema, plan, by_hash, progress)
         final = verdict() if verdict is not None else None
         if rows is None or final is not None:
             meta = guesses.for_ledger(final) if final is not None else None
@@ -160,15 +165,17 @@ def _claim(
     rows: int,
     label: str,
     file_meta: dict[str, object] | None,
-) -> bool:
+) -> int | None:
+    """The ledger row's load_id; None when the ledger has the file already."""
     meta = None if file_meta is None else Jsonb(file_meta)
     row = conn.execute(
         "INSERT INTO sluice.files "
         "(file_id, dataset, target, path, size, rows, rules_hash, file_meta) "
-        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (file_id) DO NOTHING RETURNING 1",
+        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (file_id) DO NOTHING "
+        "RETURNING load_id",
         (ref.file_id, ref.dataset, label, ref.path, ref.size, rows, ref.rules_hash, meta),
     ).fetchone()
-    return row is not None
+    return None if row is None else int(str(row[0]))
 
 
 def _prepare_table(
@@ -177,7 +184,9 @@ def _prepare_table(
     schema: InferredSchema,
     rules: DatasetRules,
     schema_name: str,
-) -> evolution.Plan:
+) -> tuple[evolution.Plan, bool]:
+    """The table's plan, and whether the table names each row's file by its hash (`_file_id`,
+    a table created before the ledger's load_id) rather than by `_load_id`."""
     label = f"{schema_name}.{ref.dataset}"
     existing = _table_columns(conn, schema_name, ref.dataset)
     plan = None
@@ -193,12 +202,12 @@ def _prepare_table(
         existing = _table_columns(conn, schema_name, ref.dataset)
         if existing is None:
             _create(conn, ref, schema, rules, schema_name)
-            return evolution.Plan(create=True)
+            return evolution.Plan(create=True), False
         plan = evolution.plan(existing, schema, table=label, widen_to_text=rules.widen_to_text)
     target = sql.Identifier(schema_name, ref.dataset)
     for change, detail in evolution.apply(conn, target, plan):
         _history(conn, ref, schema_name, change, detail)
-    return plan
+    return plan, LOAD_ID not in existing and FILE_ID in existing
 
 
 def _table_columns(
@@ -231,7 +240,7 @@ def _create(
     ]
     defs += [
         sql.SQL("{} {} NOT NULL").format(sql.Identifier(n), sql.SQL(t))
-        for n, t in zip(LINEAGE_NAMES, LINEAGE_TYPES, strict=True)
+        for n, t in zip(TABLE_LINEAGE_NAMES, LINEAGE_TYPES, strict=True)
     ]
     conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema_name)))
     conn.execute(
@@ -285,12 +294,15 @@ def _copy(
     batches: Iterator[pa.RecordBatch],
     schema: InferredSchema,
     plan: evolution.Plan,
+    by_hash: bool,
     progress: Callable[[int], None] | None = None,
 ) -> int:
-    """COPY the batches; returns the rows sent."""
+    """COPY the batches (their lineage as the table has it: `by_hash` or by load id); returns
+    the rows sent."""
     casts = dict(plan.casts)
-    types = [casts.get(c.name, c.pg_type) for c in schema.columns] + list(LINEAGE_TYPES)
-    names = [c.name for c in schema.columns] + list(LINEAGE_NAMES)
+    lineage = (LINEAGE_NAMES, BY_HASH_TYPES) if by_hash else (TABLE_LINEAGE_NAMES, LINEAGE_TYPES)
+    types = [casts.get(c.name, c.pg_type) for c in schema.columns] + list(lineage[1])
+    names = [c.name for c in schema.columns] + list(lineage[0])
     statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(
         target, sql.SQL(", ").join(map(sql.Identifier, names))
     )
@@ -305,6 +317,14 @@ def _copy(
                 if progress is not None:
                     progress(sent)
     return sent
+
+
+def with_load_id(batches: Iterator[pa.RecordBatch], load_id: int) -> Iterator[pa.RecordBatch]:
+    """The batches with the file's load_id where enrich put its hash (`_file_id`)."""
+    for batch in batches:
+        at = batch.schema.get_field_index(FILE_ID)
+        column = pa.repeat(pa.scalar(load_id, pa.int64()), batch.num_rows)
+        yield batch.set_column(at, LOAD_ID, column)
 
 
 def _cast_batches(

@@ -19,6 +19,7 @@ import pytest
 from sluice.catalog import ensure_catalog
 from sluice.read import fingerprint
 from tests.data import weather_csv
+from tests.fix_services import doubled_rows
 from tests.fix_stack import REPO, SLUICE, Stack, stop, wait_for
 
 pytestmark = [pytest.mark.services, pytest.mark.deployments, pytest.mark.timeout(900)]
@@ -123,11 +124,7 @@ def test_fifty_files_dropped_at_once_are_fifty_runs_each_loaded_once(
     assert sum(served.ledger("burst").values()) == sum(100 + i for i in range(50))
     assert len(served.runs("burst")) == 50  # one run per file: no event was doubled
     with served.stack.connect() as conn:
-        doubled = conn.execute(
-            "SELECT count(*) FROM (SELECT _file_id, _row FROM public.burst "
-            "GROUP BY 1, 2 HAVING count(*) > 1) d"
-        ).fetchone()
-    assert doubled == (0,)
+        assert doubled_rows(conn, "burst") == 0
 
 
 def test_a_file_written_slowly_is_ingested_once_and_complete(

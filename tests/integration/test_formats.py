@@ -66,7 +66,7 @@ def _user_types(db: psycopg.Connection[Any], table: str) -> dict[str, str]:
     rows = db.execute(
         "SELECT column_name, data_type FROM information_schema.columns WHERE "
         "table_schema = 'public' AND table_name = %s AND column_name NOT IN "
-        "('_file_id', '_row', '_ingested_at') ORDER BY ordinal_position",
+        "('_load_id', '_row', '_ingested_at') ORDER BY ordinal_position",
         (table,),
     ).fetchall()
     return dict(rows)

@@ -43,7 +43,7 @@ def test_csv_becomes_a_hypertable_with_a_ledger_row(ingest: Any, db: Any, home: 
         "air_temp_c": "double precision",
         "humidity": "bigint",
         "note": "text",
-        "_file_id": "text",
+        "_load_id": "bigint",
         "_row": "bigint",
         "_ingested_at": "timestamp with time zone",
     }

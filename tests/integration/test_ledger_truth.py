@@ -15,6 +15,7 @@ from pydantic import SecretStr
 from typer.testing import CliRunner
 
 from sluice import ledger
+from sluice.catalog import ensure_catalog
 from sluice.cli import app
 from sluice.read import fingerprint
 from sluice.settings import Settings
@@ -120,7 +121,11 @@ def test_a_ledger_row_an_operator_deleted_makes_the_file_load_again(
     path = weather_csv(home / "inbox" / "operator" / "a.csv", rows=60)
     file_id, _ = fingerprint(path)
     assert ingest(path).result().outcome == "loaded"
-    db.execute("DELETE FROM public.operator WHERE _file_id = %s", (file_id,))
+    db.execute(
+        "DELETE FROM public.operator USING sluice.files f "
+        "WHERE f.load_id = _load_id AND f.file_id = %s",
+        (file_id,),
+    )
     db.execute("DELETE FROM sluice.files WHERE file_id = %s", (file_id,))
     assert checkpoints.status_of(redis_client, sink_keys, file_id)["status"] == "loaded"
 
@@ -240,3 +245,102 @@ def test_rules_edited_during_a_run_do_not_reach_its_later_stages(
 def test_forget_on_a_database_sluice_never_wrote_to_finds_nothing(other_database: str) -> None:
     with psycopg.connect(other_database, autocommit=True) as conn:
         assert ledger.forget(conn, "ab" * 32) is None
+
+
+def _rows_by_file(db: Conn, table: str, column: str) -> dict[str, int]:
+    """The table's rows per file id, through `_load_id` and the ledger or by `_file_id`."""
+    by = {
+        "_load_id": "SELECT f.file_id, count(*) FROM {} t "
+        "JOIN sluice.files f ON f.load_id = t._load_id GROUP BY 1",
+        "_file_id": "SELECT _file_id, count(*) FROM {} GROUP BY 1",
+    }[column]
+    found = db.execute(sql.SQL(by).format(sql.Identifier("public", table))).fetchall()
+    return {str(k): int(v) for k, v in found}
+
+
+def _lineage_types(db: Conn, table: str) -> dict[str, str]:
+    return dict(
+        db.execute(
+            "SELECT column_name, data_type FROM information_schema.columns WHERE "
+            "table_schema = 'public' AND table_name = %s AND column_name LIKE '\\_%%'",
+            (table,),
+        ).fetchall()
+    )
+
+
+def test_each_row_names_its_file_by_the_ledger_rows_load_id(
+    ingest: Any, db: Conn, home: Path
+) -> None:
+    """8 bytes a row: `_load_id` is the file's `sluice.files.load_id`, no hash in the table."""
+    a = weather_csv(home / "inbox" / "by_load" / "a.csv", rows=30)
+    b = weather_csv(home / "inbox" / "by_load" / "b.csv", rows=20)
+    assert [ingest(p).result().outcome for p in (a, b)] == ["loaded", "loaded"]
+
+    assert _lineage_types(db, "by_load") == {
+        "_load_id": "bigint",
+        "_row": "bigint",
+        "_ingested_at": "timestamp with time zone",
+    }
+    assert _rows_by_file(db, "by_load", "_load_id") == {
+        fingerprint(a)[0]: 30,
+        fingerprint(b)[0]: 20,
+    }
+
+
+def test_a_table_from_before_load_id_loads_and_forgets_by_file_id(
+    ingest: Any, db: Conn, home: Path
+) -> None:
+    """A table created when each row held its file's hash (`_file_id text`) keeps that shape:
+    new files' rows carry their hash, and `sluice forget` finds them by it."""
+    a = weather_csv(home / "inbox" / "by_hash" / "a.csv", rows=30)
+    b = weather_csv(home / "inbox" / "by_hash" / "b.csv", rows=20)
+    assert ingest(a).result().outcome == "loaded"
+    db.execute(  # the table as an earlier Sluice made it
+        "ALTER TABLE public.by_hash ADD COLUMN _file_id text; "
+        "UPDATE public.by_hash t SET _file_id = f.file_id FROM sluice.files f "
+        "WHERE f.load_id = t._load_id; "
+        "ALTER TABLE public.by_hash ALTER _file_id SET NOT NULL, DROP COLUMN _load_id"
+    )
+
+    assert ingest(b).result().outcome == "loaded"
+
+    assert "_load_id" not in _lineage_types(db, "by_hash")
+    a_id, b_id = fingerprint(a)[0], fingerprint(b)[0]
+    assert _rows_by_file(db, "by_hash", "_file_id") == {a_id: 30, b_id: 20}
+    done = CliRunner().invoke(app, ["forget", b_id, "--yes"])
+    assert done.exit_code == 0, done.output
+    assert "20 rows deleted from public.by_hash" in done.stdout
+    assert _rows_by_file(db, "by_hash", "_file_id") == {a_id: 30}
+
+
+def test_forget_deletes_only_its_files_rows_by_load_id(ingest: Any, db: Conn, home: Path) -> None:
+    a = weather_csv(home / "inbox" / "forget_one" / "a.csv", rows=30)
+    b = weather_csv(home / "inbox" / "forget_one" / "b.csv", rows=20)
+    assert [ingest(p).result().outcome for p in (a, b)] == ["loaded", "loaded"]
+
+    done = CliRunner().invoke(app, ["forget", str(a), "--yes"])
+
+    assert done.exit_code == 0, done.output
+    assert "30 rows deleted from public.forget_one" in done.stdout
+    assert _rows_by_file(db, "forget_one", "_load_id") == {fingerprint(b)[0]: 20}
+    assert count_rows(db, "forget_one") == 20
+
+
+def test_a_ledger_from_before_load_id_gains_one_for_every_file(other_database: str) -> None:
+    with psycopg.connect(other_database, autocommit=True) as conn:
+        conn.execute(  # sluice.files as it was before load_id, holding one file
+            "CREATE SCHEMA sluice; CREATE TABLE sluice.files (file_id text PRIMARY KEY, "
+            "dataset text NOT NULL, target text NOT NULL, path text NOT NULL, "
+            "size bigint NOT NULL, rows bigint NOT NULL, rules_hash text NOT NULL, "
+            "loaded_at timestamptz NOT NULL DEFAULT now(), file_meta jsonb); "
+            "INSERT INTO sluice.files VALUES ('old', 'd', 'public.d', '/x', 1, 1, 'h')"
+        )
+
+        ensure_catalog(conn)
+
+        old = conn.execute("SELECT load_id FROM sluice.files").fetchall()
+        new = conn.execute(
+            "INSERT INTO sluice.files VALUES ('new', 'd', 'public.d', '/y', 1, 1, 'h') "
+            "RETURNING load_id"
+        ).fetchall()
+    assert old[0][0] is not None and new[0][0] is not None and old != new

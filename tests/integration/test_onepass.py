@@ -68,7 +68,7 @@ def _table(db: Conn, dataset: str) -> list[tuple[Any, ...]]:
         r[0]
         for r in db.execute(
             "SELECT column_name FROM information_schema.columns WHERE table_schema = 'public' "
-            "AND table_name = %s AND column_name NOT IN ('_file_id', '_ingested_at') "
+            "AND table_name = %s AND column_name NOT IN ('_load_id', '_ingested_at') "
             "ORDER BY ordinal_position",
             (dataset,),
         ).fetchall()

@@ -18,6 +18,7 @@ from typing import Any
 from psycopg import sql
 
 from sluice.read import fingerprint
+from tests.fix_services import doubled_rows
 from tests.fix_stack import Stack
 
 _MATRIX: list[dict[str, Any]] = []
@@ -60,12 +61,7 @@ def exactly_once(
         landed = doubled = 0
         if ledger:
             landed = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(table)).fetchone()[0]
-            doubled = conn.execute(
-                sql.SQL(
-                    "SELECT coalesce(sum(n - 1), 0) FROM "
-                    "(SELECT count(*) AS n FROM {} GROUP BY _file_id, _row HAVING count(*) > 1) d"
-                ).format(table)
-            ).fetchone()[0]
+            doubled = doubled_rows(conn, dataset)
     loaded = quarantined = 0
     for path, rows in files.items():
         file_id = ids[path]

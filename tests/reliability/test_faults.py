@@ -2,7 +2,7 @@
 
 Each test names its fault. Afterwards every file is loaded exactly once or kept in quarantine
 with a dead letter, the hypertable holds exactly the loaded files' rows, and no
-`(_file_id, _row)` pair is there twice (`exactly_once`).
+(file, `_row`) pair is there twice (`exactly_once`).
 """
 
 from __future__ import annotations

@@ -29,6 +29,7 @@ from psycopg import sql
 from sluice.read import fingerprint
 from sluice.state.locks import WriterSlot
 from tests.data import weather_csv
+from tests.fix_services import doubled_rows
 from tests.scaleout.conftest import CONCURRENCY_LIMIT, Production
 
 pytestmark = [pytest.mark.services, pytest.mark.scaleout, pytest.mark.timeout(900)]
@@ -58,13 +59,7 @@ def _ledger(prod: Production, dataset: str) -> dict[str, int]:
 
 def _doubled(prod: Production, dataset: str) -> int:
     with prod.stack.connect() as conn:
-        found = conn.execute(
-            sql.SQL(
-                "SELECT count(*) FROM (SELECT _file_id, _row FROM {} "
-                "GROUP BY 1, 2 HAVING count(*) > 1) d"
-            ).format(sql.Identifier("public", dataset))
-        ).fetchone()
-    return int(found[0]) if found else -1
+        return doubled_rows(conn, dataset)
 
 
 def _exactly_once(prod: Production, dataset: str, files: dict[str, tuple[str, int]]) -> None:
@@ -211,7 +206,7 @@ def test_two_worker_processes_load_every_file_exactly_once_within_both_limits(
     workers: Production,
 ) -> None:
     """24 files (the issue says 200; see the module docstring) through two worker processes of
-    3 threads each: every file loaded once, no (_file_id, _row) twice, both did work, no run
+    3 threads each: every file loaded once, no (file, _row) twice, both did work, no run
     ran twice; ingest-file's concurrency limit (4) held across both, and while this test holds
     the writers' slots (as another worker loading would) no file is loaded."""
     prod = workers
