@@ -38,7 +38,7 @@ class Bins:
 
     def add(self, values: np.ndarray) -> None:
         """Count finite float64 values (NaN and infinities are skipped)."""
-        values = values[np.isfinite(values)]
+        values = finite_only(values)
         if self.broken or not len(values):
             return
         if self.counts is None:
@@ -180,6 +180,12 @@ class Counts:
         )
 
 
+def finite_only(values: np.ndarray) -> np.ndarray:
+    """The finite values (NaN and infinities left out); the array itself when all are."""
+    finite = np.isfinite(values)
+    return values if finite.all() else values[finite]
+
+
 _MIX_1 = np.uint64(0xBF58476D1CE4E5B9)
 _MIX_2 = np.uint64(0x94D049BB133111EB)
 
@@ -211,7 +217,10 @@ class Distinct:
         """Add int64/uint64/float64 keys (their bit patterns are what is counted)."""
         if not len(keys):
             return
-        hashes = _mixed(keys.view(np.uint64) if keys.dtype.itemsize == 8 else keys)
+        bits = keys.view(np.uint64) if keys.dtype.itemsize == 8 else keys
+        if len(self.kept) < self.k:  # not full: each distinct key once (a hash table, no sort)
+            bits = pc.unique(pa.array(bits)).to_numpy()
+        hashes = _mixed(bits)
         if len(self.kept) == self.k:  # full: only hashes below the k-th can enter
             hashes = hashes[hashes < self.kept[-1]]
         self.kept = np.unique(np.concatenate([self.kept, hashes]))[: self.k]

@@ -37,7 +37,7 @@ from sluice.contracts import (
     TimeProfile,
 )
 from sluice.datasets import DatasetRules
-from sluice.profile.sketches import Bins, Counts, Distinct
+from sluice.profile.sketches import Bins, Counts, Distinct, finite_only
 from sluice.read import raw as raw_stage
 from sluice.schema.casts import arrow_type, convert_columns
 from sluice.schema.inference import infer
@@ -101,17 +101,19 @@ class _Acc:
         if arr.null_count == len(arr):
             return
         kind = self.column.pg_type
-        if kind in COUNTED:
-            self.counts.add(arr)
-        else:
-            self.distinct.add(_keys(arr.drop_null()))
         if kind != "boolean":
             bounds = pc.min_max(arr)
             self.low = _pick(min, self.low, bounds["min"].as_py())
             self.high = _pick(max, self.high, bounds["max"].as_py())
-        if kind in NUMERIC:
-            numbers = arr.drop_null().cast(pa.float64()).to_numpy()
-            finite = numbers[np.isfinite(numbers)]
+        if kind in COUNTED:
+            self.counts.add(arr)
+            return
+        present = arr.drop_null() if arr.null_count else arr
+        keys = _keys(present)
+        self.distinct.add(keys)
+        if kind in NUMERIC:  # a float column's keys are its float64 values: cast once
+            numbers = keys if keys.dtype == np.float64 else present.cast(pa.float64()).to_numpy()
+            finite = finite_only(numbers)
             self.moments.add(finite)
             self.bins.add(finite)
         elif kind in TEMPORAL:

@@ -73,20 +73,25 @@ class _Evidence:
             return None
         self.candidates, converted = _surviving(arr, self.candidates, tz)
         if converted is not None and self.candidates[0][0] in NUMBERS:
-            self._numbers(pc.utf8_trim_whitespace(arr), converted)
+            self._numbers(arr, converted)
         return converted
 
-    def _numbers(self, text: pa.Array, values: pa.Array) -> None:
+    def _numbers(self, arr: pa.Array, values: pa.Array) -> None:
         """Range (for epoch detection), scale, and digits only where a value is long enough."""
         bounds = pc.min_max(values)
         self.low = _merge(min, self.low, _float(bounds["min"].as_py()))
         self.high = _merge(max, self.high, _float(bounds["max"].as_py()))
-        lengths = pc.utf8_length(text)
-        point = pc.find_substring(text, ".")
-        scale = pc.if_else(
-            pc.greater_equal(point, 0), pc.subtract(pc.subtract(lengths, point), 1), 0
-        )
-        self.scale = max(self.scale, pc.max(scale).as_py() or 0)
+        whole = pa.types.is_integer(values.type)  # no point in any value: scale 0
+        if whole and (pc.max(pc.binary_length(arr)).as_py() or 0) <= DOUBLE_DIGITS:
+            return  # and no value so long that it could hold more digits than a double keeps
+        text = pc.utf8_trim_whitespace(arr)
+        lengths = pc.binary_length(text)  # a number that converted is ASCII: bytes = characters
+        if not whole:
+            point = pc.find_substring(text, ".")
+            scale = pc.if_else(
+                pc.greater_equal(point, 0), pc.subtract(pc.subtract(lengths, point), 1), 0
+            )
+            self.scale = max(self.scale, pc.max(scale).as_py() or 0)
         if (pc.max(lengths).as_py() or 0) <= DOUBLE_DIGITS:
             return  # no value can hold more digits than a double keeps
         digits = pc.utf8_length(pc.replace_substring_regex(text, r"[^0-9]", ""))
