@@ -98,7 +98,8 @@ def test_a_catalog_from_before_the_column_gets_it_and_keeps_its_rows(
         "VALUES ('old-catalog-file', 'd', 'public.d', '/x.csv', 1, 1, 'h') "
         "ON CONFLICT DO NOTHING"
     )
-    db.execute("ALTER TABLE sluice.files DROP COLUMN file_meta")  # the catalog as it was
+    # the catalog as it was before file_meta (and so before load_id, added since)
+    db.execute("ALTER TABLE sluice.files DROP COLUMN file_meta, DROP COLUMN load_id")
 
     # a process connecting to it (ensure_ddl checks once per connection: `db` has checked)
     with psycopg.connect(database, autocommit=True) as fresh:

@@ -51,9 +51,12 @@ class FooterCut(io.RawIOBase):
         want = -1 if size is None else size
         while not self._eof and (want < 0 or len(self._out) < max(want, 1)):
             self._pull()
-        if want < 0:
-            want = len(self._out)
-        out = bytes(self._out[:want])
+        if want < 0 or want >= len(self._out):
+            out = bytes(self._out)
+            self._out.clear()
+            return out
+        with memoryview(self._out) as view:
+            out = bytes(view[:want])
         del self._out[:want]
         return out
 
@@ -74,23 +77,25 @@ class FooterCut(io.RawIOBase):
         end = len(data) - data.endswith(b"\r")  # a last CR may be half a CRLF: wait for more
         cut = max(data.rfind(b"\n", 0, end), data.rfind(b"\r", 0, end))
         self._carry = data[cut + 1 :]
-        self._lines(data[: cut + 1])
+        self._lines(data, cut + 1)
 
-    def _lines(self, data: bytes) -> None:
-        """Whole lines: passed on, or held."""
+    def _lines(self, data: bytes, end: int | None = None) -> None:
+        """The whole lines of `data[:end]`: passed on, or held (no copy but into `_out`)."""
+        end = len(data) if end is None else end
         if self._fixed is not None:
-            self._hold_last(data)
+            self._hold_last(data[:end])
             return
         at = 0
-        while at < len(data):
+        view = memoryview(data)
+        while at < end:
             if not self._held:
-                blank = self._blank(data, at)
+                blank = self._blank(data, at, end)
                 if blank is None:
-                    self._out += data[at:]
+                    self._out += view[at:end]
                     return
-                self._out += data[at:blank]
+                self._out += view[at:blank]
                 at = blank
-            line = _LINES.match(data, at)
+            line = _LINES.match(data, at, end)
             assert line is not None  # `data` holds whole lines only
             at = line.end()
             self._held += line[0]
@@ -99,15 +104,16 @@ class FooterCut(io.RawIOBase):
                 self._out += self._held  # rows after all (or too long for a footer)
                 self._held.clear()
 
-    def _blank(self, data: bytes, at: int) -> int | None:
-        """Where the first blank line from `at` starts, outside quoted values (by the parity
-        of the quotes so far: a value may hold a blank line), counting the quotes before it."""
-        while (blank := _next_blank(data, at)) is not None:
+    def _blank(self, data: bytes, at: int, end: int) -> int | None:
+        """Where the first blank line in `data[at:end]` starts, outside quoted values (by the
+        parity of the quotes so far: a value may hold a blank line), counting the quotes
+        before it."""
+        while (blank := _next_blank(data, at, end)) is not None:
             self._quoted ^= data.count(b'"', at, blank) & 1
             if not self._quoted:
                 return blank
             at = blank + 1  # inside a quoted value (a blank line holds no quote)
-        self._quoted ^= data.count(b'"', at) & 1
+        self._quoted ^= data.count(b'"', at, end) & 1
         return None
 
     def _conforms(self, line: bytes) -> bool:
@@ -149,13 +155,14 @@ def _last_lines_start(buffer: bytearray, count: int) -> int:
     return end
 
 
-def _next_blank(data: bytes, at: int) -> int | None:
-    """Where the first empty line at or after `at` (a line start) begins: `bytes.find`, not
-    a regular expression, which cost 4x the CSV parse on a 35 MB file."""
-    if data[at : at + 1] in (b"\n", b"\r"):
+def _next_blank(data: bytes, at: int, end: int | None = None) -> int | None:
+    """Where the first empty line in `data[at:end]` (`at` a line start) begins: `bytes.find`,
+    not a regular expression, which cost 4x the CSV parse on a 35 MB file."""
+    end = len(data) if end is None else end
+    if at < end and data[at : at + 1] in (b"\n", b"\r"):
         return at
-    lf = data.find(b"\n\n", at)
-    if data.find(b"\r", at) < 0:  # LF line ends only (most files): one search, not three
+    lf = data.find(b"\n\n", at, end)
+    if data.find(b"\r", at, end) < 0:  # LF line ends only (most files): one search, not three
         return lf + 1 if lf >= 0 else None
-    found = [i for i in (lf, *(data.find(b, at) for b in _BLANKS[1:])) if i >= 0]
+    found = [i for i in (lf, *(data.find(b, at, end) for b in _BLANKS[1:])) if i >= 0]
     return min(found) + 1 if found else None

@@ -30,12 +30,18 @@ class Throttled(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+    def read(self, size: int = -1) -> bytes:
+        """The stream's next bytes as it gives them: pyarrow calls `read`, and the default
+        one, through `readinto`, would copy each block twice more."""
         with self._moved:
             self._moved.wait_for(self._may_read, timeout=self._wait_s)
-        data = self._raw.read(len(buffer))
-        buffer[: len(data)] = data
+        data = self._raw.read(size)
         self._read += len(data)
+        return data
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
         return len(data)
 
     def _may_read(self) -> bool:
