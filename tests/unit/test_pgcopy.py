@@ -403,13 +403,6 @@ def batches(draw: st.DrawFn) -> tuple[list[PgType], list[list[Any]], int, int]:
     return types, columns, start, draw(st.integers(0, n - start))
 
 
-# Hypothesis warns when the global `random` state moves while a strategy draws. This
-# strategy draws only from Hypothesis; background threads left by earlier tests in the same
-# process (Prefect's services, redis-py's backoff) can move it, which made this test flaky.
-@pytest.mark.filterwarnings(
-    "ignore:Do not use the `random` module inside strategies"
-    ":hypothesis.errors.HypothesisDeprecationWarning"
-)
 @settings(max_examples=200, deadline=None)
 @given(batches())
 def test_hypothesis_batches_match_reference(
