@@ -60,14 +60,13 @@ from bench.common import (
 from sluice import enrich
 from sluice.contracts import PgType
 from sluice.load.pgcopy import iter_copy_parts
-from sluice.load.transaction import LINEAGE_TYPES, with_load_id
+from sluice.load.transaction import LINEAGE_COLUMNS, with_load_id
 from sluice.schema.casts import arrow_type
 from sluice.settings import get_settings
 
 COPY_TABLE, SLUICE_TABLE, LINEAGE_TABLE = "bench_big_copy", "bench_big_sluice", "bench_big_lineage"
-LINEAGE_COLUMNS = COLUMNS + "".join(
-    f", {name} {pg_type} NOT NULL"
-    for name, pg_type in zip(enrich.TABLE_LINEAGE_NAMES, LINEAGE_TYPES, strict=True)
+WITH_LINEAGE = COLUMNS + "".join(
+    f", {name} {pg_type} NOT NULL" for name, pg_type in LINEAGE_COLUMNS
 )
 # the bench file's columns (bench.common.make_csv) as Sluice infers them: COLUMNS' types
 TYPES: dict[str, PgType] = {
@@ -95,13 +94,16 @@ def encoded_with_lineage(path: Path, batch_rows: int) -> list[bytes]:
         iter(table.to_batches(max_chunksize=batch_rows)), schema, "f" * 64, datetime.now(UTC),
         np.empty(0, dtype=np.int64),
     ), 1)  # fmt: skip
-    return [part for part, _ in iter_copy_parts(batches, [*TYPES.values(), *LINEAGE_TYPES])]
+    return [
+        part
+        for part, _ in iter_copy_parts(batches, [*TYPES.values(), *(t for _, t in LINEAGE_COLUMNS)])
+    ]
 
 
 def lineage_round(chunks: list[bytes]) -> float:
     """Seconds of a binary COPY of the encoded chunks into a fresh hypertable, committed."""
     with connect() as conn:
-        hypertable(conn, LINEAGE_TABLE, LINEAGE_COLUMNS)
+        hypertable(conn, LINEAGE_TABLE, WITH_LINEAGE)
         target = sql.Identifier("public", LINEAGE_TABLE)
         started = time.perf_counter()
         statement = sql.SQL("COPY {} FROM STDIN (FORMAT BINARY)").format(target)

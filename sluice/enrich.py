@@ -29,7 +29,6 @@ LINEAGE: tuple[pa.Field, ...] = (
 LINEAGE_NAMES = tuple(f.name for f in LINEAGE)
 FILE_ID = LINEAGE_NAMES[0]
 LOAD_ID = "_load_id"  # the table's column for the file: sluice.files.load_id
-TABLE_LINEAGE_NAMES = (LOAD_ID, *LINEAGE_NAMES[1:])  # a table's; before load_id, LINEAGE_NAMES
 
 
 def run(ref: FileRef, staged: Staged, rejected: Rejected | None = None) -> Staged:

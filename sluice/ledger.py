@@ -30,9 +30,10 @@ from psycopg import sql
 
 from sluice import staging
 from sluice.catalog import connect, ensure_catalog
-from sluice.enrich import FILE_ID, LOAD_ID
+from sluice.enrich import LOAD_ID
 from sluice.errors import SluiceError
 from sluice.load import outbox
+from sluice.load.transaction import file_column, table_columns
 from sluice.settings import Settings
 from sluice.state import checkpoints
 from sluice.state.checkpoints import Keys
@@ -137,13 +138,9 @@ def forget(conn: Conn, file_id: str) -> Forgotten | None:
         dataset, target, load_id = str(row[0]), str(row[1]), row[2]
         schema_name, table = target.rsplit(".", 1)  # a dataset is a safe identifier: no dots
         deleted = 0
-        lineage = conn.execute(
-            "SELECT column_name FROM information_schema.columns WHERE table_schema = %s "
-            "AND table_name = %s AND column_name IN (%s, %s) ORDER BY column_name DESC",
-            (schema_name, table, LOAD_ID, FILE_ID),
-        ).fetchone()  # `_load_id`; a table from before load_id names its rows' file by hash
-        if lineage is not None:
-            column, key = (LOAD_ID, load_id) if lineage[0] == LOAD_ID else (FILE_ID, file_id)
+        if (columns := table_columns(conn, schema_name, table)) is not None:
+            column = file_column(columns)
+            key = load_id if column == LOAD_ID else file_id
             deleted = conn.execute(
                 sql.SQL("DELETE FROM {} WHERE {} = %s").format(
                     sql.Identifier(schema_name, table), sql.Identifier(column)

@@ -11,7 +11,8 @@ when the rows do. A table created before `load_id` keeps `_file_id`, the hash, o
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
+from typing import cast
 
 import psycopg
 import pyarrow as pa
@@ -23,7 +24,7 @@ from sluice import enrich, faults
 from sluice.catalog import ensure_catalog
 from sluice.contracts import FileRef, InferredSchema, LoadReport, PgType, Staged
 from sluice.datasets import DatasetRules
-from sluice.enrich import FILE_ID, LINEAGE_NAMES, LOAD_ID, TABLE_LINEAGE_NAMES
+from sluice.enrich import FILE_ID, LINEAGE_NAMES, LOAD_ID
 from sluice.errors import SchemaConflict
 from sluice.load import evolution, outbox
 from sluice.load.pgcopy import iter_copy_parts
@@ -33,8 +34,10 @@ from sluice.schema.casts import arrow_type
 
 STAGE = "load"
 log = logging.getLogger(__name__)
-LINEAGE_TYPES: tuple[PgType, ...] = ("bigint", "bigint", "timestamptz")  # TABLE_LINEAGE_NAMES'
-BY_HASH_TYPES: tuple[PgType, ...] = ("text", "bigint", "timestamptz")  # LINEAGE_NAMES': old tables
+_Lineage = tuple[tuple[str, PgType], ...]  # (name, type) of each lineage column of a table
+_ROW_AND_ARRIVAL: _Lineage = tuple(zip(LINEAGE_NAMES[1:], ("bigint", "timestamptz"), strict=True))
+LINEAGE_COLUMNS: _Lineage = ((LOAD_ID, "bigint"), *_ROW_AND_ARRIVAL)  # a table's lineage
+BY_HASH_COLUMNS: _Lineage = ((FILE_ID, "text"), *_ROW_AND_ARRIVAL)  # one's from before load_id
 _INFO_TYPES: dict[str, PgType] = {
     "boolean": "boolean",
     "bigint": "bigint",
@@ -112,10 +115,10 @@ def load_batches(
         load_id = _claim(conn, ref, rows or 0, label, guesses.for_ledger(schema))
         if load_id is None:
             return LoadReport(table=label, rows=0, outcome="duplicate")
-        plan, by_hash = _prepare_table(conn, ref, schema, rules, schema_name)
-        if not by_hash:
-            batches = with_load_id(batches, load_id)
-        sent = _copy(conn, target, batches, schema, plan, by_hash, progress)
+        plan, by = _prepare_table(conn, ref, schema, rules, schema_name)
+        sent = _copy(
+            conn, target, batches, schema, plan, load_id if by == LOAD_ID else None, progress
+        )
         final = verdict() if verdict is not None else None
         if rows is None or final is not None:
             meta = guesses.for_ledger(final) if final is not None else None
@@ -175,7 +178,7 @@ def _claim(
         "RETURNING load_id",
         (ref.file_id, ref.dataset, label, ref.path, ref.size, rows, ref.rules_hash, meta),
     ).fetchone()
-    return None if row is None else int(str(row[0]))
+    return None if row is None else cast(int, row[0])
 
 
 def _prepare_table(
@@ -184,11 +187,10 @@ def _prepare_table(
     schema: InferredSchema,
     rules: DatasetRules,
     schema_name: str,
-) -> tuple[evolution.Plan, bool]:
-    """The table's plan, and whether the table names each row's file by its hash (`_file_id`,
-    a table created before the ledger's load_id) rather than by `_load_id`."""
+) -> tuple[evolution.Plan, str]:
+    """The table's plan, and the column its rows name their file by (`file_column`)."""
     label = f"{schema_name}.{ref.dataset}"
-    existing = _table_columns(conn, schema_name, ref.dataset)
+    existing = table_columns(conn, schema_name, ref.dataset)
     plan = None
     if existing is not None:
         try:
@@ -199,20 +201,27 @@ def _prepare_table(
         # DDL ahead: serialise it per table, and decide again on what is there once we hold it
         # (a concurrent load of the same dataset may have created or evolved the table).
         conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (label,))
-        existing = _table_columns(conn, schema_name, ref.dataset)
+        existing = table_columns(conn, schema_name, ref.dataset)
         if existing is None:
             _create(conn, ref, schema, rules, schema_name)
-            return evolution.Plan(create=True), False
+            return evolution.Plan(create=True), LOAD_ID
         plan = evolution.plan(existing, schema, table=label, widen_to_text=rules.widen_to_text)
     target = sql.Identifier(schema_name, ref.dataset)
     for change, detail in evolution.apply(conn, target, plan):
         _history(conn, ref, schema_name, change, detail)
-    return plan, LOAD_ID not in existing and FILE_ID in existing
+    return plan, file_column(existing)
 
 
-def _table_columns(
+def file_column(columns: Collection[str]) -> str:
+    """The column a table's rows name their file by: `_load_id` (its ledger row's load_id), or
+    `_file_id` (its hash) in a table created before load_id."""
+    return FILE_ID if FILE_ID in columns and LOAD_ID not in columns else LOAD_ID
+
+
+def table_columns(
     conn: psycopg.Connection[tuple[object, ...]], schema_name: str, table: str
 ) -> dict[str, PgType] | None:
+    """The table's columns and their types; None when there is no such table."""
     rows = conn.execute(
         "SELECT column_name, data_type FROM information_schema.columns "
         "WHERE table_schema = %s AND table_name = %s",
@@ -239,8 +248,7 @@ def _create(
         for c in schema.columns
     ]
     defs += [
-        sql.SQL("{} {} NOT NULL").format(sql.Identifier(n), sql.SQL(t))
-        for n, t in zip(TABLE_LINEAGE_NAMES, LINEAGE_TYPES, strict=True)
+        sql.SQL("{} {} NOT NULL").format(sql.Identifier(n), sql.SQL(t)) for n, t in LINEAGE_COLUMNS
     ]
     conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema_name)))
     conn.execute(
@@ -294,15 +302,17 @@ def _copy(
     batches: Iterator[pa.RecordBatch],
     schema: InferredSchema,
     plan: evolution.Plan,
-    by_hash: bool,
+    load_id: int | None,
     progress: Callable[[int], None] | None = None,
 ) -> int:
-    """COPY the batches (their lineage as the table has it: `by_hash` or by load id); returns
-    the rows sent."""
+    """COPY the batches, each row's file as its `load_id` (None: as its hash, in a table from
+    before load_id); returns the rows sent."""
     casts = dict(plan.casts)
-    lineage = (LINEAGE_NAMES, BY_HASH_TYPES) if by_hash else (TABLE_LINEAGE_NAMES, LINEAGE_TYPES)
-    types = [casts.get(c.name, c.pg_type) for c in schema.columns] + list(lineage[1])
-    names = [c.name for c in schema.columns] + list(lineage[0])
+    lineage = BY_HASH_COLUMNS
+    if load_id is not None:
+        batches, lineage = with_load_id(batches, load_id), LINEAGE_COLUMNS
+    types = [casts.get(c.name, c.pg_type) for c in schema.columns] + [t for _, t in lineage]
+    names = [c.name for c in schema.columns] + [n for n, _ in lineage]
     statement = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(
         target, sql.SQL(", ").join(map(sql.Identifier, names))
     )

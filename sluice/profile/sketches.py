@@ -218,11 +218,11 @@ class Distinct:
         if not len(keys):
             return
         bits = keys.view(np.uint64) if keys.dtype.itemsize == 8 else keys
-        if len(self.kept) < self.k:  # not full: each distinct key once (a hash table, no sort)
-            bits = pc.unique(pa.array(bits)).to_numpy()
-        hashes = _mixed(bits)
         if len(self.kept) == self.k:  # full: only hashes below the k-th can enter
+            hashes = _mixed(bits)
             hashes = hashes[hashes < self.kept[-1]]
+        else:  # each distinct key once (a hash table, no sort)
+            hashes = _mixed(pc.unique(pa.array(bits)).to_numpy())
         self.kept = np.unique(np.concatenate([self.kept, hashes]))[: self.k]
 
     @property

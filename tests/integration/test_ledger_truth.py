@@ -23,7 +23,7 @@ from sluice.state import checkpoints
 from sluice.state.checkpoints import Keys
 from tests.conftest import ADMIN_DSN, TEST_DB
 from tests.data import weather_csv
-from tests.fix_services import count_rows
+from tests.fix_services import count_rows, drop_database, recreate_database
 
 pytestmark = [pytest.mark.services, pytest.mark.flow]
 
@@ -35,17 +35,11 @@ def other_database(database: str) -> Iterator[str]:
     """A second, empty TimescaleDB database on the same cluster (the same Redis serves both)."""
     name = f"{TEST_DB}_b"
     with psycopg.connect(ADMIN_DSN, autocommit=True) as admin:
-        admin.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-        )
-        admin.execute(sql.SQL("CREATE DATABASE {} OWNER sluice").format(sql.Identifier(name)))
+        recreate_database(admin, name)
     with psycopg.connect(ADMIN_DSN.rsplit("/", 1)[0] + f"/{name}", autocommit=True) as conn:
         conn.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
     yield database.rsplit("/", 1)[0] + f"/{name}"
-    with psycopg.connect(ADMIN_DSN, autocommit=True) as admin:
-        admin.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-        )
+    drop_database(name)
 
 
 def _ledger_rows(dsn: str, file_id: str) -> int:

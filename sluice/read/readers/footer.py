@@ -155,10 +155,9 @@ def _last_lines_start(buffer: bytearray, count: int) -> int:
     return end
 
 
-def _next_blank(data: bytes, at: int, end: int | None = None) -> int | None:
+def _next_blank(data: bytes, at: int, end: int) -> int | None:
     """Where the first empty line in `data[at:end]` (`at` a line start) begins: `bytes.find`,
     not a regular expression, which cost 4x the CSV parse on a 35 MB file."""
-    end = len(data) if end is None else end
     if at < end and data[at : at + 1] in (b"\n", b"\r"):
         return at
     lf = data.find(b"\n\n", at, end)
