@@ -6,13 +6,14 @@ to the limit `sluice serve` / `sluice worker --writers N` set; with no limit set
 proceeds unbounded. Redis, not Prefect's global concurrency limits: those cost two API calls
 and two events per load on the Prefect server (docs/decisions.md).
 
-A load of at least `SLUICE_PROGRESS_ROWS` rows shows a progress artifact in its run, updated
-from the COPY loop at most once a second.
+A load of at least `SLUICE_PROGRESS_ROWS` rows shows a progress artifact in its run, updated at
+most once a second by a thread of its own, never by the thread that writes the COPY.
 """
 
 from __future__ import annotations
 
-import time
+import contextvars
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from uuid import UUID
@@ -40,6 +41,7 @@ def load(ref: FileRef, ready: Staged, schema: InferredSchema) -> LoadReport:
         writer_slot(ref),
         translating(file=ref.path, stage="load"),
         catalog.connect(settings.dsn()) as conn,
+        progress_of(ref, ready.rows) as progress,
     ):
         return stage.run(
             conn,
@@ -50,7 +52,7 @@ def load(ref: FileRef, ready: Staged, schema: InferredSchema) -> LoadReport:
             schema_name=settings.schema_name,
             lock_timeout_s=settings.lock_timeout_s,
             batch_rows=settings.batch_rows,
-            progress=progress_of(ref, ready.rows),
+            progress=progress,
         )
 
 
@@ -78,29 +80,83 @@ def writer_slot(ref: FileRef) -> Iterator[None]:
         slot.release()
 
 
-def progress_of(ref: FileRef, total: int | None) -> Callable[..., None]:
+@contextmanager
+def progress_of(ref: FileRef, total: int | None) -> Iterator[Callable[..., None]]:
     """The COPY's progress, `report(rows, estimate=None)`: to listeners in this process (the
     CLI's bars), and to a progress artifact on a load of SLUICE_PROGRESS_ROWS rows or more.
     `total` None: the rows are not known before the COPY (sluice.onepass), which gives its
-    estimate with each report; the artifact stays below 100 % until the last row."""
-    threshold = get_settings().progress_rows
-    artifact: UUID | None = None
-    last = 0.0
+    estimate with each report; the artifact stays below 100 % until the last row. The last
+    value reaches the artifact before the block ends."""
+    artifact = _ProgressArtifact(ref, total, get_settings().progress_rows)
+    try:
+        yield artifact.report
+    finally:
+        artifact.close()
 
-    def report(rows: int, estimate: int | None = None) -> None:
-        nonlocal artifact, last
-        notify(ref.path, "rows", rows)
-        expected = total or estimate
-        if not expected or expected < threshold:
+
+class _ProgressArtifact:
+    """A load's progress artifact, written by a thread of its own at most once a second.
+
+    `report` is called by the thread that writes the COPY, and each of the artifact's API
+    calls took 15-70 ms on the local server: made there, they held back the rows PostgreSQL
+    was waiting for (docs/decisions.md). The thread runs in the task's context (its run, its
+    Prefect client) and sends only the latest value; a failed call ends the updates with a
+    warning, never the load.
+    """
+
+    def __init__(self, ref: FileRef, total: int | None, threshold: int) -> None:
+        self.ref, self.total, self.threshold = ref, total, threshold
+        self._latest: tuple[int, int] | None = None  # rows, expected
+        self._news = threading.Event()
+        self._closing = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def report(self, rows: int, estimate: int | None = None) -> None:
+        notify(self.ref.path, "rows", rows)
+        expected = self.total or estimate
+        if not expected or expected < self.threshold:
             return
-        if artifact is None:
-            artifact = create_progress_artifact(  # type: ignore[assignment]  # sync: a UUID
-                0.0, description=f"Loading {expected:,} rows of {ref.path} into {ref.dataset}"
+        self._latest = (rows, expected)
+        if self._thread is None:
+            context = contextvars.copy_context()
+            self._thread = threading.Thread(
+                target=context.run, args=(self._send,), name="sluice-progress", daemon=True
             )
-        now = time.monotonic()
-        if artifact is not None and (now - last >= 1.0 or rows >= expected):
-            last = now
-            done = 100.0 if total and rows >= total else 99.0
-            update_progress_artifact(artifact, min(done, 100.0 * rows / expected))
+            self._thread.start()
+        self._news.set()
 
-    return report
+    def close(self) -> None:
+        """Send the last value, then end the thread."""
+        if self._thread is not None:
+            self._closing.set()
+            self._news.set()
+            self._thread.join()
+
+    def _send(self) -> None:
+        artifact: UUID | None = None
+        sent: tuple[int, int] | None = None
+        try:
+            while True:
+                self._news.wait()
+                self._news.clear()
+                closing = self._closing.is_set()
+                latest = self._latest
+                if latest is not None and latest != sent:
+                    rows, expected = latest
+                    if artifact is None:
+                        artifact = create_progress_artifact(  # type: ignore[assignment]  # a UUID
+                            0.0,
+                            description=f"Loading {expected:,} rows of {self.ref.path} "
+                            f"into {self.ref.dataset}",
+                        )
+                    done = 100.0 if self.total and rows >= self.total else 99.0
+                    if artifact is not None:
+                        update_progress_artifact(artifact, min(done, 100.0 * rows / expected))
+                    sent = latest
+                if closing:
+                    return
+                self._closing.wait(1.0)  # at most one update a second; close() cuts it short
+        except Exception as exc:  # noqa: BLE001 - progress is shown, never a reason to fail
+            get_run_logger().warning(
+                "%s: the load's progress artifact is not updated any more: %s", self.ref.path, exc
+            )

@@ -25,19 +25,20 @@ from tasks.validate import log_findings
 def onepass(ref: FileRef) -> tuple[LoadReport, InferredSchema, ValidationReport | None]:
     """The load, the schema it loaded under and the validation report."""
     settings = get_settings()
-    options = stage.Options(
-        schema_name=settings.schema_name,
-        lock_timeout_s=settings.lock_timeout_s,
-        batch_rows=settings.batch_rows,
-        side=lambda: connect(settings.dsn()),
-        progress=progress_of(ref, None),
-        decided=lambda kind, value: _attach(ref, kind, value),
-    )
     with (
         writer_slot(ref),
         translating(file=ref.path, stage="load"),
         connect(settings.dsn()) as conn,
+        progress_of(ref, None) as progress,
     ):
+        options = stage.Options(
+            schema_name=settings.schema_name,
+            lock_timeout_s=settings.lock_timeout_s,
+            batch_rows=settings.batch_rows,
+            side=lambda: connect(settings.dsn()),
+            progress=progress,
+            decided=lambda kind, value: _attach(ref, kind, value),
+        )
         passed = stage.run(conn, ref, options)
     record_seconds(passed.seconds)
     if passed.passes > 1:

@@ -297,3 +297,63 @@ def test_the_sensor_alone_exports_arrivals_and_the_inbox_lag(stack: Any, tmp_pat
     finally:
         stop(proc, 30)
     assert "1 announced" in log.read_text()
+
+
+def test_the_progress_artifact_is_sent_off_the_copy_thread_and_ends_at_the_last_row(
+    ingest: Any, home: Path, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The thread that writes the COPY only hands each value over; the artifact's API calls
+    run on another thread, and the last value is in the artifact when the load ends (three
+    batches: the values after the first come within its second, and are sent at the end)."""
+    import threading
+
+    import tasks.load
+
+    monkeypatch.setattr(settings, "progress_rows", 1)
+    monkeypatch.setattr(settings, "batch_rows", 1_000)
+    reporters: set[str] = set()
+    senders: set[str] = set()
+    report, update = tasks.load._ProgressArtifact.report, tasks.load.update_progress_artifact
+
+    def reporting(self: Any, rows: int, estimate: int | None = None) -> None:
+        reporters.add(threading.current_thread().name)
+        report(self, rows, estimate)
+
+    def sending(*args: Any, **kwargs: Any) -> Any:
+        senders.add(threading.current_thread().name)
+        return update(*args, **kwargs)
+
+    monkeypatch.setattr(tasks.load._ProgressArtifact, "report", reporting)
+    monkeypatch.setattr(tasks.load, "update_progress_artifact", sending)
+    path = weather_csv(home / "inbox" / "observed" / "b.csv", rows=2_500)
+
+    state = ingest(path)
+
+    assert state.is_completed()
+    assert reporters and senders == {"sluice-progress"}, (reporters, senders)
+    assert "sluice-progress" not in reporters
+    _, artifacts = _run_details(state.state_details.flow_run_id)
+    assert float(artifacts["progress"].data) == 100.0
+
+
+def test_a_progress_artifact_that_cannot_be_written_does_not_fail_the_load(
+    ingest: Any, home: Path, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import tasks.load
+
+    monkeypatch.setattr(settings, "progress_rows", 1)
+
+    def refused(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("the API refused the update")
+
+    monkeypatch.setattr(tasks.load, "update_progress_artifact", refused)
+    path = weather_csv(home / "inbox" / "observed" / "c.csv", rows=2_500)
+
+    state = ingest(path)
+
+    assert state.is_completed() and state.result().outcome == "loaded"
+    logs = _run_logs(state.state_details.flow_run_id)
+    assert any(
+        "progress artifact is not updated any more: the API refused the update" in line
+        for line in logs
+    ), logs
