@@ -253,6 +253,7 @@ prefect_ready() {
 	local pid=''
 	[[ -r $PREFECT_PIDFILE ]] || return 1 # the launcher has not written it yet
 	read -r pid <"$PREFECT_PIDFILE" || true
+	[[ -n $pid ]] || return 1                # being written (an empty file was read under load)
 	pid_alive "$pid" || return 2             # the server died
 	pid_alive "$pid" "$PREFECT_COMM" || return 1 # still the launcher shell, about to exec
 	prefect_answers
@@ -301,10 +302,11 @@ prefect_start() {
 				die "prefect: registering block types in $PREFECT_DB failed (see $PREFECT_LOG)"
 			export PREFECT_API_DATABASE_MIGRATE_ON_START=false PREFECT_SERVER_REGISTER_BLOCKS_ON_START=false
 		fi
-		# The inner shell writes its own pid, starts the services process when the API runs
-		# without them (a child of the same group: `down` stops both), then becomes the API.
+		# The inner shell writes its own pid (whole, by a rename: a reader never finds the file
+		# empty), starts the services process when the API runs without them (a child of the
+		# same group: `down` stops both), then becomes the API.
 		# shellcheck disable=SC2016 # $$, $1, $2 belong to the inner shell
-		setsid nohup bash -c 'echo "$$" >"$1"; if [[ $2 == split ]]; then "$3" server services start & fi; shift 2; exec "$@"' \
+		setsid nohup bash -c 'echo "$$" >"$1.new" && mv -f -- "$1.new" "$1"; if [[ $2 == split ]]; then "$3" server services start & fi; shift 2; exec "$@"' \
 			sluice-prefect "$PREFECT_PIDFILE" "${split:+split}" "$PREFECT_BIN" server start \
 			--host "$HOST" --port "$PREFECT_PORT" "${split[@]}" \
 			</dev/null >>"$PREFECT_LOG" 2>&1 8>&- 9>&- &

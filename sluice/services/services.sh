@@ -370,4 +370,5 @@ main() {
 	esac
 }
 
-main "$@"
+# Sourced (a test of its functions), it defines them and runs nothing.
+[[ ${BASH_SOURCE[0]} != "$0" ]] || main "$@"
