@@ -19,6 +19,7 @@ from sluice import read
 from sluice.datasets import DatasetRules
 from sluice.errors import UnreadableFile
 from sluice.read.readers import Notes
+from sluice.read.readers.footer import HOLD_MAX, may_end_in_footer
 
 Columns = list[list[str | None]]
 
@@ -222,6 +223,49 @@ def test_a_footer_far_into_a_compressed_file_is_cut_as_the_file_streams(tmp_path
 
     assert len(columns[0]) == 60_000 and columns[1][-1] == "59999.5"
     assert len(notes.footer) == 3
+
+
+def test_a_footer_far_into_a_plain_file_is_cut_and_its_tail_says_so(tmp_path: Path) -> None:
+    """Past the tail that decides whether a plain file needs footer detection (2 MiB)."""
+    path = tmp_path / "big.csv"
+    path.write_bytes((_table(100_000) + FOOTER).encode())
+    assert path.stat().st_size > 2 * HOLD_MAX and may_end_in_footer(path)
+
+    names, columns, notes = _open(tmp_path, path.read_bytes(), name="big.csv")
+
+    assert len(columns[0]) == 100_000 and columns[1][-1] == "99999.5"
+    assert len(notes.footer) == 3
+
+
+def test_a_plain_file_whose_tail_has_no_blank_line_is_read_as_it_is(tmp_path: Path) -> None:
+    """A blank line far before the end (rows after it) cannot start a footer: no detection,
+    and the rows are those detection would have given."""
+    head = _table(1_000) + "\n"
+    path = tmp_path / "plain.csv"
+    path.write_bytes((head + _table(100_000, start=1_000).split("\n", 1)[1]).encode())
+    assert not may_end_in_footer(path)
+
+    _, columns, notes = _open(tmp_path, path.read_bytes(), name="plain.csv")
+
+    assert len(columns[0]) == 101_000 and columns[1][-1] == "100999.5"
+    assert notes.footer == ()
+
+
+@pytest.mark.parametrize(
+    ("ending", "expected"),
+    [
+        ("", False),  # rows to the end
+        ("\n", True),  # a blank line last
+        ("\n" + "note\n" * 100_000, True),  # a footer of 500 kB: within the tail
+        ("\n" + "1,2,3\n" * 400_000, False),  # 2.4 MB of rows after the blank line
+    ],
+)
+def test_the_tail_that_decides_whether_a_footer_may_follow(
+    tmp_path: Path, ending: str, expected: bool
+) -> None:
+    path = tmp_path / "t.csv"
+    path.write_bytes((_table(40_000) + ending).encode())
+    assert may_end_in_footer(path) is expected
 
 
 def test_rows_after_a_blank_line_are_rows_not_a_footer(tmp_path: Path) -> None:

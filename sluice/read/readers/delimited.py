@@ -23,7 +23,7 @@ import pyarrow.csv as pacsv
 from sluice.datasets import DatasetRules
 from sluice.errors import UnreadableFile
 from sluice.read.readers import Notes, Opened, Source
-from sluice.read.readers.footer import FooterCut
+from sluice.read.readers.footer import FooterCut, may_end_in_footer
 from sluice.read.readers.layout import Layout, detect_layout
 from sluice.read.readers.ragged import BadRows
 from sluice.read.readers.text import (
@@ -68,7 +68,7 @@ def open_delimited(source: Source, rules: DatasetRules, batch_rows: int) -> Open
     )
     raw: IO[bytes] = open_utf8(source, plan.encoding)
     footer = None
-    if rules.skip_footer != 0:
+    if rules.skip_footer != 0 and (rules.skip_footer is not None or _may_end_in_footer(plan)):
         footer = FooterCut(raw, plan.layout.delimiter, width, rules.skip_footer)
         raw = footer  # type: ignore[assignment]  # a binary file object, as pyarrow wants
     stream = Throttled(raw, block_size(batch_rows))
@@ -80,6 +80,14 @@ def open_delimited(source: Source, rules: DatasetRules, batch_rows: int) -> Open
     notes = _notes(plan)
     batches = _guarded(reader, stream, plan, bad, _Ending(footer, bad, notes))
     return Opened(names=names, batches=batches, notes=notes)
+
+
+def _may_end_in_footer(plan: _Plan) -> bool:
+    """Footer detection is needed unless the file is plain UTF-8 (or ASCII so far) whose tail
+    holds no blank line; a compressed file is read to its end to know."""
+    if plan.source.compression is not None or plan.encoding.codec != "utf-8":
+        return True
+    return may_end_in_footer(plan.source.path)
 
 
 def _detect(source: Source, rules: DatasetRules) -> _Plan:

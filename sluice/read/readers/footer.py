@@ -11,13 +11,19 @@ turns detection off until another, so the rows are read as they would be without
 is bounded: at most `HOLD_MAX` bytes are held; a longer stretch after a blank line is not a
 footer. The dataset's `skip_footer: N` fixes the footer to the last N non-blank lines instead
 (0: none).
+
+A plain file whose last bytes hold no blank line cannot end in a footer (`may_end_in_footer`):
+its bytes go to pyarrow as they are, without the scan, which cost half of reading's CPU on a
+140 MB CSV.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import os
 import re
+from pathlib import Path
 from typing import IO
 
 HOLD_MAX = 1 << 20  # a footer is at most this long
@@ -140,6 +146,20 @@ class FooterCut(io.RawIOBase):
         self.cut_lines = len(kept)
         self.footer = [line[:500] for line in kept[:KEPT_LINES]]
         self._held.clear()
+
+
+def may_end_in_footer(path: Path) -> bool:
+    """Whether a footer could be cut from the file at `path` (its bytes as they are, in an
+    encoding where a line end is the byte CR or LF, as in UTF-8): a footer follows a blank
+    line within the last `HOLD_MAX` bytes (a longer stretch is released as rows), so a file
+    whose tail holds no blank line has none, whatever its quotes."""
+    tail = 2 * HOLD_MAX + 4  # twice the span a footer can have, and its blank line
+    with path.open("rb") as handle:
+        size = handle.seek(0, os.SEEK_END)
+        handle.seek(max(0, size - tail))
+        data = handle.read()
+    # a window that starts with a line end counts as a blank line: a footer read for nothing
+    return _next_blank(data, 0, len(data)) is not None
 
 
 def _last_lines_start(buffer: bytearray, count: int) -> int:
