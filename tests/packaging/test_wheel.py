@@ -13,7 +13,6 @@ from __future__ import annotations
 import fcntl
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -27,7 +26,7 @@ import pytest
 
 from sluice.read import fingerprint
 from tests.data import weather_csv
-from tests.fix_stack import stop
+from tests.fix_stack import free_port, stop
 
 pytestmark = [pytest.mark.services, pytest.mark.wheel, pytest.mark.timeout(1200)]
 
@@ -88,19 +87,13 @@ def installed() -> Iterator[Path]:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 class Installed:
     """`sluice` of the installed environment, run in a folder of its own with its own home."""
 
     def __init__(self, bin_dir: Path, root: Path) -> None:
         self.bin, self.cwd, self.home = bin_dir, root / "work", root / "home"
         self.cwd.mkdir()
-        ports = {name: _free_port() for name in ("REDIS", "PG", "PREFECT")}
+        ports = {name: free_port() for name in ("REDIS", "PG", "PREFECT")}
         self.dsn = f"postgresql://sluice@127.0.0.1:{ports['PG']}/sluice"
         self.env = {  # nothing of the test session's environment: no checkout .venv on PATH
             "HOME": os.environ.get("HOME", str(root)),

@@ -3,21 +3,15 @@ goes through while the server starts (the script sourced: its functions, no serv
 
 from __future__ import annotations
 
-import socket
 import subprocess
 from pathlib import Path
 
 import pytest
 
 from sluice.services.local import script_path
+from tests.fix_stack import free_port
 
 pytestmark = pytest.mark.unit
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _prefect_ready(home: Path, pidfile: str | None) -> int:
@@ -33,7 +27,7 @@ def _prefect_ready(home: Path, pidfile: str | None) -> int:
         args.append(pidfile)
     env = {
         "SLUICE_HOME": str(home),
-        "SLUICE_PREFECT_PORT": str(_free_port()),
+        "SLUICE_PREFECT_PORT": str(free_port()),
         "PATH": "/usr/bin:/bin",
     }
     done = subprocess.run(args, env=env, capture_output=True, text=True, timeout=30, check=True)
