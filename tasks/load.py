@@ -110,6 +110,7 @@ class _ProgressArtifact:
         self._news = threading.Event()
         self._closing = threading.Event()
         self._thread: threading.Thread | None = None
+        self._context = contextvars.copy_context()  # the task's, whichever thread reports
 
     def report(self, rows: int, estimate: int | None = None) -> None:
         notify(self.ref.path, "rows", rows)
@@ -118,9 +119,8 @@ class _ProgressArtifact:
             return
         self._latest = (rows, expected)
         if self._thread is None:
-            context = contextvars.copy_context()
             self._thread = threading.Thread(
-                target=context.run, args=(self._send,), name="sluice-progress", daemon=True
+                target=self._context.run, args=(self._send,), name="sluice-progress", daemon=True
             )
             self._thread.start()
         self._news.set()
